@@ -1,0 +1,75 @@
+package dataplane
+
+import (
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+
+	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
+)
+
+// DeleteVxlan deletes the device name when the object id owns it; the kernel drops its
+// addresses, FDB and neighbour entries and routes with it. A missing device is no change;
+// a device someone else owns is a conflict and is left alone.
+func (d *Dataplane) DeleteVxlan(id, name string, dryRun bool) ([]*pb.Change, error) {
+	if err := checkID(id, ""); err != nil {
+		return nil, err
+	}
+	if err := pb.ValidateIfName("name", name); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, err := d.linkByName(name)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return []*pb.Change{}, nil
+	}
+	if l.Attrs().Alias != pb.OwnerAlias(id) {
+		return nil, conflictForeign(id, name, l.Attrs().Alias)
+	}
+	changes := []*pb.Change{change(pb.Change_DELETE, "link", name, "")}
+	if dryRun {
+		return changes, nil
+	}
+	if err := d.h.LinkDel(l); err != nil {
+		return nil, fmt.Errorf("vxlan %s: delete link: %w", name, err)
+	}
+	return changes, nil
+}
+
+// AdoptVxlan takes the vxlan device name, made by hand, under management as the object id
+// by setting its ifalias (not with dryRun), and returns what it reads back.
+func (d *Dataplane) AdoptVxlan(id, name string, dryRun bool) (*pb.VxlanTunnel, error) {
+	if err := checkID(id, ""); err != nil {
+		return nil, err
+	}
+	if err := pb.ValidateIfName("name", name); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, err := d.linkByName(name)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, &NotFoundError{Msg: fmt.Sprintf("no device %s on this node", name)}
+	}
+	if _, ok := l.(*netlink.Vxlan); !ok {
+		return nil, &ConflictError{Msg: fmt.Sprintf("device %s is a %s link, not vxlan", name, l.Type())}
+	}
+	alias := l.Attrs().Alias
+	switch {
+	case alias == pb.OwnerAlias(id):
+	case owner(alias) != "":
+		return nil, conflictForeign(id, name, alias)
+	case !dryRun:
+		if err := d.h.LinkSetAlias(l, pb.OwnerAlias(id)); err != nil {
+			return nil, fmt.Errorf("vxlan %s: set ifalias: %w", name, err)
+		}
+	}
+	return d.observe(name, nil)
+}
