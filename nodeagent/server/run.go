@@ -1,0 +1,81 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/store"
+	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
+)
+
+// AgentConfig is a whole agent: what `nodenet-agent serve` runs, and what the lab runs
+// in-process for tests.
+type AgentConfig struct {
+	Cluster, Node, Version string
+	// NetnsPath is the network namespace the agent's netlink work happens in ("" = its own).
+	NetnsPath string
+	Creds     credentials.TransportCredentials
+	StateDir  string
+	BootID    string
+	Logger    *slog.Logger
+	Enforce   bool
+	// GracefulTimeout bounds the graceful stop; 0 means 10 s.
+	GracefulTimeout time.Duration
+}
+
+// Run opens the dataplane and the store, replays the stored state if the node rebooted,
+// and serves on ln until ctx ends. Then it stops gracefully and leaves the kernel as it is.
+func Run(ctx context.Context, cfg AgentConfig, ln net.Listener) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.GracefulTimeout <= 0 {
+		cfg.GracefulTimeout = 10 * time.Second
+	}
+	st, err := store.Open(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	dp, err := dataplane.Open(cfg.NetnsPath)
+	if err != nil {
+		return err
+	}
+	defer dp.Close() // closes netlink sockets only; kernel state stays
+	srv := New(Config{
+		Cluster: cfg.Cluster, Node: cfg.Node, Version: cfg.Version,
+		DP: dp, Store: st, BootID: cfg.BootID, Logger: log, Enforce: cfg.Enforce,
+	})
+	if err := srv.Replay(ctx); err != nil {
+		// Keep serving: the provider sees the drift and the error is in the log.
+		log.Error("replaying the stored state failed", "err", err)
+	}
+	gs := grpc.NewServer(grpc.Creds(cfg.Creds), grpc.UnaryInterceptor(UnaryInterceptor(log)))
+	pb.RegisterNodeAgentServer(gs, srv)
+	log.Info("nodenet-agent serving", "cluster", cfg.Cluster, "node", cfg.Node, "version", cfg.Version,
+		"addr", ln.Addr().String(), "netns", cfg.NetnsPath, "state_dir", cfg.StateDir, "boot_id", cfg.BootID)
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("stopping (kernel state is left in place)")
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(cfg.GracefulTimeout):
+		log.Warn("graceful stop timed out; closing connections", "timeout", cfg.GracefulTimeout)
+		gs.Stop()
+	}
+	return nil
+}
