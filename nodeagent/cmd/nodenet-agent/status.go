@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/nodenet/terraform-provider-nodenet/internal/tlsconf"
+	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
+)
+
+type dialOptions struct {
+	addr, unix, ca, cert, key, expect string
+}
+
+// dialAgent connects to an agent over mTLS (TCP or unix socket), or plaintext on a unix
+// socket when no TLS material is given.
+func dialAgent(o dialOptions) (*grpc.ClientConn, error) {
+	target := o.addr
+	if o.unix != "" {
+		if o.addr != "" {
+			return nil, errors.New("give --addr or --unix, not both")
+		}
+		target = "unix:" + o.unix
+	}
+	if target == "" {
+		return nil, errors.New("--addr or --unix is required")
+	}
+	if o.unix != "" && o.ca == "" && o.cert == "" && o.key == "" {
+		return grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	if o.ca == "" || o.cert == "" || o.key == "" || o.expect == "" {
+		return nil, errors.New("--ca, --cert, --key and --expect are required for TLS")
+	}
+	ca, err := tlsconf.ReadPEM(o.ca)
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %w", err)
+	}
+	cert, err := tlsconf.ReadPEM(o.cert)
+	if err != nil {
+		return nil, fmt.Errorf("--cert: %w", err)
+	}
+	key, err := tlsconf.ReadPEM(o.key)
+	if err != nil {
+		return nil, fmt.Errorf("--key: %w", err)
+	}
+	cfg, err := tlsconf.Client(ca, cert, key, o.expect)
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(target, grpc.WithTransportCredentials(tlsconf.Credentials(cfg)))
+}
+
+func runStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", stderr)
+	var o dialOptions
+	fs.StringVar(&o.addr, "addr", "", "agent address host:port")
+	fs.StringVar(&o.unix, "unix", "", "agent unix socket (plaintext unless TLS flags are given)")
+	fs.StringVar(&o.ca, "ca", "", "CA certificate (PEM file)")
+	fs.StringVar(&o.cert, "cert", "", "client certificate (PEM file)")
+	fs.StringVar(&o.key, "key", "", "client key (PEM file)")
+	fs.StringVar(&o.expect, "expect", "", "expected agent identity, nodenet://<cluster>/<node>")
+	timeout := fs.Duration("timeout", 10*time.Second, "RPC timeout")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cc, err := dialAgent(o)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	return printStatus(ctx, pb.NewNodeAgentClient(cc), stdout)
+}
+
+func printStatus(ctx context.Context, c pb.NodeAgentClient, w io.Writer) error {
+	info, err := c.Info(ctx, &pb.InfoRequest{})
+	if err != nil {
+		return fmt.Errorf("status: Info: %w", err)
+	}
+	list, err := c.List(ctx, &pb.ListRequest{})
+	if err != nil {
+		return fmt.Errorf("status: List: %w", err)
+	}
+	fmt.Fprintf(w, "node:           %s/%s\n", info.GetCluster(), info.GetNode())
+	fmt.Fprintf(w, "agent version:  %s\n", info.GetAgentVersion())
+	fmt.Fprintf(w, "capabilities:   %s\n", strings.Join(info.GetCapabilities(), ", "))
+	fmt.Fprintf(w, "kernel:         %s\n", info.GetKernelRelease())
+	var yes, no []string
+	for k, v := range info.GetKernelFeatures() {
+		if v {
+			yes = append(yes, k)
+		} else {
+			no = append(no, k)
+		}
+	}
+	sort.Strings(yes)
+	sort.Strings(no)
+	fmt.Fprintf(w, "features:       %s", strings.Join(yes, " "))
+	if len(no) > 0 {
+		fmt.Fprintf(w, " (missing: %s)", strings.Join(no, " "))
+	}
+	fmt.Fprintf(w, "\nboot id:        %s\n", info.GetBootId())
+	fmt.Fprintf(w, "interfaces:\n")
+	for _, i := range info.GetInterfaces() {
+		owner := ""
+		if i.GetOwner() != "" {
+			owner = " owner=" + i.GetOwner()
+		}
+		fmt.Fprintf(w, "  %-15s %-7s %-5s mtu %-5d %s %s%s\n", i.GetName(), i.GetKind(), i.GetOperState(), i.GetMtu(),
+			i.GetMac(), strings.Join(i.GetAddresses(), ","), owner)
+	}
+	fmt.Fprintf(w, "managed objects: %d\n", len(list.GetObjects()))
+	for _, o := range list.GetObjects() {
+		if t := o.GetVxlanTunnel(); t != nil {
+			d := t.GetDevice()
+			under := d.GetUnderlay()
+			if d.GetLocalIp() != "" {
+				under = strings.TrimPrefix(under+" local "+d.GetLocalIp(), " ")
+			}
+			fmt.Fprintf(w, "  %s: vni %d underlay %s address %s, %d fdb, %d neighbors, %d routes\n", o.GetId(), d.GetVni(),
+				under, d.GetAddress(), len(t.GetFdb()), len(t.GetNeighbors()), len(t.GetRoutes()))
+		} else {
+			fmt.Fprintf(w, "  %s\n", o.GetId())
+		}
+	}
+	return nil
+}
