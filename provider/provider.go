@@ -1,0 +1,179 @@
+// Package provider is terraform-provider-nodenet: Terraform resources for Kubernetes node
+// networking, applied by nodenet-agent on every node over gRPC with mTLS.
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/nodenet/terraform-provider-nodenet/internal/tlsconf"
+	"github.com/nodenet/terraform-provider-nodenet/provider/fleet"
+)
+
+var _ provider.Provider = &NodenetProvider{}
+
+// NodenetProvider is the provider; version is set at build time.
+type NodenetProvider struct {
+	version string
+}
+
+// New returns the provider factory that main and the acceptance tests serve.
+func New(version string) func() provider.Provider {
+	return func() provider.Provider { return &NodenetProvider{version: version} }
+}
+
+type providerModel struct {
+	TLS         *tlsModel               `tfsdk:"tls"`
+	Clusters    map[string]clusterModel `tfsdk:"clusters"`
+	Parallelism types.Int64             `tfsdk:"parallelism"`
+	Timeout     types.String            `tfsdk:"timeout"`
+}
+
+type tlsModel struct {
+	CACert     types.String `tfsdk:"ca_cert"`
+	ClientCert types.String `tfsdk:"client_cert"`
+	ClientKey  types.String `tfsdk:"client_key"`
+}
+
+type clusterModel struct {
+	Nodes map[string]nodeModel `tfsdk:"nodes"`
+}
+
+type nodeModel struct {
+	Agent types.String `tfsdk:"agent"`
+}
+
+func (p *NodenetProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
+	resp.TypeName = "nodenet"
+	resp.Version = p.version
+}
+
+func (p *NodenetProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "nodenet configures Kubernetes node networking (VXLAN overlays, and later BGP, IP pools, " +
+			"network attachments and cluster links) through `nodenet-agent` on every node, over gRPC with mutual TLS. " +
+			"Every node is named `<cluster>/<node>`.",
+		Attributes: map[string]schema.Attribute{
+			"tls": schema.SingleNestedAttribute{
+				Optional:            true,
+				MarkdownDescription: "Mutual TLS material, each as PEM content or a file path. Falls back to `NODENET_CA_CERT`, `NODENET_CLIENT_CERT` and `NODENET_CLIENT_KEY`. Agents must present a certificate from this CA carrying the URI SAN `nodenet://<cluster>/<node>` of the node they serve.",
+				Attributes: map[string]schema.Attribute{
+					"ca_cert":     schema.StringAttribute{Optional: true, MarkdownDescription: "CA certificate that signed the agents' certificates (PEM or path)."},
+					"client_cert": schema.StringAttribute{Optional: true, MarkdownDescription: "Client certificate presented to the agents (PEM or path)."},
+					"client_key":  schema.StringAttribute{Optional: true, Sensitive: true, MarkdownDescription: "Private key of the client certificate (PEM or path)."},
+				},
+			},
+			"clusters": schema.MapNestedAttribute{
+				Required:            true,
+				MarkdownDescription: "The inventory: clusters by name, each with its nodes by name. Resources refer to nodes as `<cluster>/<node>`.",
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"nodes": schema.MapNestedAttribute{
+						Required:            true,
+						MarkdownDescription: "Nodes by name (the Kubernetes node name).",
+						NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+							"agent": schema.StringAttribute{Required: true, MarkdownDescription: "Address of the node's nodenet-agent, `host:port` (default port 7707)."},
+						}},
+					},
+				}},
+			},
+			"parallelism": schema.Int64Attribute{Optional: true, MarkdownDescription: "How many agents are called at once. Default 16."},
+			"timeout":     schema.StringAttribute{Optional: true, MarkdownDescription: "Time limit of one call to one agent, as a Go duration. Default `30s`."},
+		},
+	}
+}
+
+func (p *NodenetProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	var cfg providerModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	pem := func(attr string, v types.String, env string) []byte {
+		s := os.Getenv(env)
+		if !v.IsNull() && !v.IsUnknown() {
+			s = v.ValueString()
+		}
+		if s == "" {
+			resp.Diagnostics.AddAttributeError(path.Root("tls").AtName(attr), "Missing TLS material",
+				fmt.Sprintf("tls.%s is required (PEM content or a file path), or set %s. Agents accept only mutual TLS.", attr, env))
+			return nil
+		}
+		b, err := tlsconf.ReadPEM(s)
+		if err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("tls").AtName(attr), "Unreadable TLS material", err.Error())
+			return nil
+		}
+		return b
+	}
+	t := cfg.TLS
+	if t == nil {
+		t = &tlsModel{CACert: types.StringNull(), ClientCert: types.StringNull(), ClientKey: types.StringNull()}
+	}
+	fc := fleet.Config{
+		CACert:     pem("ca_cert", t.CACert, "NODENET_CA_CERT"),
+		ClientCert: pem("client_cert", t.ClientCert, "NODENET_CLIENT_CERT"),
+		ClientKey:  pem("client_key", t.ClientKey, "NODENET_CLIENT_KEY"),
+	}
+	if !cfg.Parallelism.IsNull() {
+		if n := cfg.Parallelism.ValueInt64(); n < 1 || n > 1024 {
+			resp.Diagnostics.AddAttributeError(path.Root("parallelism"), "Invalid parallelism", fmt.Sprintf("%d is out of range; allowed 1 to 1024", n))
+		} else {
+			fc.Parallelism = int(n)
+		}
+	}
+	if !cfg.Timeout.IsNull() {
+		d, err := time.ParseDuration(cfg.Timeout.ValueString())
+		if err != nil || d <= 0 {
+			resp.Diagnostics.AddAttributeError(path.Root("timeout"), "Invalid timeout", fmt.Sprintf("%q is not a positive Go duration like 30s or 2m", cfg.Timeout.ValueString()))
+		} else {
+			fc.Timeout = d
+		}
+	}
+	for cname, c := range cfg.Clusters {
+		if cname == "" || containsSlash(cname) {
+			resp.Diagnostics.AddAttributeError(path.Root("clusters").AtMapKey(cname), "Invalid cluster name", "a cluster name is non-empty and has no '/'")
+		}
+		for nname, n := range c.Nodes {
+			if nname == "" || containsSlash(nname) {
+				resp.Diagnostics.AddAttributeError(path.Root("clusters").AtMapKey(cname).AtName("nodes").AtMapKey(nname), "Invalid node name", "a node name is non-empty and has no '/'")
+			}
+			fc.Nodes = append(fc.Nodes, fleet.Node{Cluster: cname, Name: nname, Agent: n.Agent.ValueString()})
+		}
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	f, err := fleet.New(fc)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("clusters"), "Invalid inventory", err.Error())
+		return
+	}
+	resp.ResourceData = f
+	resp.DataSourceData = f
+}
+
+func containsSlash(s string) bool {
+	for _, r := range s {
+		if r == '/' {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *NodenetProvider) Resources(_ context.Context) []func() resource.Resource {
+	return []func() resource.Resource{NewVxlanTunnelResource}
+}
+
+func (p *NodenetProvider) DataSources(_ context.Context) []func() datasource.DataSource {
+	return nil
+}
