@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -17,6 +18,26 @@ var ProbedKinds = []string{"vxlan", "macvlan", "bridge", "veth", "ipip", "gre", 
 // a scratch network namespace, which vanishes with everything in it when the probe ends.
 // The current namespace is never touched.
 func ProbeKernelFeatures() (features map[string]bool, kernelRelease string, err error) {
+	probeOnce.Do(func() { probed.features, probed.release, probed.err = probeKernelFeatures() })
+	out := make(map[string]bool, len(probed.features))
+	for k, v := range probed.features {
+		out[k] = v
+	}
+	return out, probed.release, probed.err
+}
+
+// The kernel does not change under a running process: probe once (many in-process agents
+// share the result in tests and benchmarks).
+var (
+	probeOnce sync.Once
+	probed    struct {
+		features map[string]bool
+		release  string
+		err      error
+	}
+)
+
+func probeKernelFeatures() (features map[string]bool, kernelRelease string, err error) {
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err != nil {
 		return nil, "", fmt.Errorf("uname: %w", err)
@@ -36,9 +57,11 @@ func ProbeKernelFeatures() (features map[string]bool, kernelRelease string, err 
 	return r.features, kernelRelease, r.err
 }
 
-// probeInScratchNetns runs on a goroutine of its own whose OS thread it locks and never
-// unlocks: the thread switches network namespaces, so it must die with the goroutine rather
-// than go back to the scheduler's pool.
+// probeInScratchNetns runs on a goroutine of its own whose OS thread it locks while the
+// thread is in the scratch namespace. Once the thread is back in the original namespace it is
+// unlocked; only when that return fails is it left locked, so the runtime destroys it rather
+// than reuse it in the wrong namespace. (Destroying threads needlessly is harmful too: a
+// child process started with Pdeathsig from that thread, as terraform-exec does, is killed.)
 func probeInScratchNetns() (map[string]bool, error) {
 	runtime.LockOSThread()
 
@@ -59,6 +82,7 @@ func probeInScratchNetns() (map[string]bool, error) {
 		}
 		return nil, fmt.Errorf("return to the original network namespace: %w", err)
 	}
+	runtime.UnlockOSThread()
 	if herr != nil {
 		return nil, fmt.Errorf("netlink handle in the scratch namespace: %w", herr)
 	}
