@@ -198,7 +198,9 @@ func input(ctx context.Context, m *vxlanTunnelModel) (in mesh.Input, known bool,
 	diags.Append(d...)
 	for _, k := range sortedKeys(members) {
 		mm := members[k]
-		if mm.Underlay.IsUnknown() || mm.Address.IsUnknown() || mm.MAC.IsUnknown() {
+		// An unknown MAC is a computed one (derived); configured MACs that are not known yet
+		// are caught from the configuration in ModifyPlan.
+		if mm.Underlay.IsUnknown() || mm.Address.IsUnknown() {
 			known = false
 		}
 		in.Members = append(in.Members, mesh.Member{Key: k, Underlay: mm.Underlay.ValueString(), Address: mm.Address.ValueString(), MAC: mm.MAC.ValueString()})
@@ -344,8 +346,10 @@ func (r *VxlanTunnelResource) infos(ctx context.Context, keys []string) (map[str
 	return out, errs
 }
 
-// plan resolves the members on their nodes and plans every member's share.
-func (r *VxlanTunnelResource) plan(ctx context.Context, in mesh.Input, diags *diag.Diagnostics) *mesh.Plan {
+// plan resolves the members on their nodes and plans every member's share. With prior
+// (at plan time), a member whose agent does not answer is planned from its last known state
+// with a warning, and returned in stale; without prior, that is an error (apply needs it).
+func (r *VxlanTunnelResource) plan(ctx context.Context, in mesh.Input, prior map[string]memberModel, diags *diag.Diagnostics) (p *mesh.Plan, stale map[string]bool) {
 	var keys []string
 	for _, m := range in.Members {
 		if _, ok := r.fleet.Node(m.Key); !ok {
@@ -360,18 +364,49 @@ func (r *VxlanTunnelResource) plan(ctx context.Context, in mesh.Input, diags *di
 		keys = append(keys, m.Key)
 	}
 	if diags.HasError() {
-		return nil
+		return nil, nil
 	}
 	infos, errs := r.infos(ctx, keys)
+	stale = map[string]bool{}
 	for _, e := range errs {
-		diags.AddAttributeError(path.Root("members").AtMapKey(e.Node), "Node agent did not answer", e.Error())
+		if pm, ok := prior[e.Node]; ok && e.Unreachable() && pm.LocalIP.ValueString() != "" && pm.MTU.ValueInt64() > 0 {
+			infos[e.Node] = lastKnownInfo(pm)
+			stale[e.Node] = true
+			diags.AddAttributeWarning(path.Root("members").AtMapKey(e.Node), "Node agent did not answer",
+				fmt.Sprintf("%s. Planned from its last known state; apply fails until it answers.", e.Error()))
+			continue
+		}
+		diags.AddAttributeError(path.Root("members").AtMapKey(e.Node), nodeErrorSummary(e), e.Error())
 	}
 	if diags.HasError() {
-		return nil
+		return nil, nil
 	}
 	p, merrs := mesh.Build(in, infos)
 	addMeshErrors(diags, "Invalid VXLAN tunnel", merrs)
-	return p
+	return p, stale
+}
+
+// lastKnownInfo stands in for the NodeInfo of a member that does not answer: its underlay as
+// last seen, with an MTU that does not lower the tunnel's default.
+func lastKnownInfo(pm memberModel) *pb.NodeInfo {
+	name := pm.Underlay.ValueString()
+	if _, err := netip.ParseAddr(name); err == nil {
+		name = "underlay"
+	}
+	return &pb.NodeInfo{Interfaces: []*pb.Interface{{
+		Name: name, Mtu: uint32(pm.MTU.ValueInt64() + pb.VxlanOverhead), Addresses: []string{pm.LocalIP.ValueString() + "/32"},
+	}}}
+}
+
+// nodeErrorSummary names what went wrong with one node, for a diagnostic's summary.
+func nodeErrorSummary(e *fleet.NodeError) string {
+	switch {
+	case fleet.AuthFailed(e.Err):
+		return "Node agent failed authentication"
+	case e.Unreachable():
+		return "Node agent did not answer"
+	}
+	return "Node agent refused the request"
 }
 
 func contains(ss []string, s string) bool {
@@ -384,10 +419,9 @@ func contains(ss []string, s string) bool {
 }
 
 // applyAll applies every member's spec (dry run or not) and returns the observed answers.
-func (r *VxlanTunnelResource) applyAll(ctx context.Context, name string, p *mesh.Plan, dryRun bool) (map[string]*pb.ApplyResponse, []*fleet.NodeError) {
+func (r *VxlanTunnelResource) applyAll(ctx context.Context, name string, p *mesh.Plan, keys []string, dryRun bool) (map[string]*pb.ApplyResponse, []*fleet.NodeError) {
 	var mu sync.Mutex
 	out := map[string]*pb.ApplyResponse{}
-	keys := sortedKeys(p.Members)
 	errs := r.fleet.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
 		resp, err := c.Apply(ctx, &pb.ApplyRequest{DryRun: dryRun, Object: &pb.Object{
 			Id: objectID(name), Spec: &pb.Object_VxlanTunnel{VxlanTunnel: p.Members[key].Spec},
@@ -485,32 +519,34 @@ func (r *VxlanTunnelResource) ModifyPlan(ctx context.Context, req resource.Modif
 	}
 	in, known, d := input(ctx, &planned)
 	resp.Diagnostics.Append(d...)
-	if !known || resp.Diagnostics.HasError() {
+	if !known || resp.Diagnostics.HasError() || !configKnown(ctx, req, &resp.Diagnostics) {
 		return
 	}
-	p := r.plan(ctx, in, &resp.Diagnostics)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	// The agents' dry run: conflicts with unmanaged objects fail here, not half-way through
-	// apply, and the per-node changes are named.
-	answers, errs := r.applyAll(ctx, in.Name, p, true)
-	for _, e := range errs {
-		summary := "Node agent refused the plan"
-		if e.Unreachable() {
-			summary = "Node agent did not answer"
-		}
-		resp.Diagnostics.AddAttributeError(path.Root("members").AtMapKey(e.Node), summary, e.Error())
-	}
-	if resp.Diagnostics.HasError() {
-		return
-	}
-
 	priorMembers := map[string]memberModel{}
 	if prior != nil {
 		priorMembers, d = membersOf(ctx, prior.Members)
 		resp.Diagnostics.Append(d...)
 	}
+	p, stale := r.plan(ctx, in, priorMembers, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	// The agents' dry run: conflicts with unmanaged objects fail here, not half-way through
+	// apply, and the per-node changes are named.
+	var live []string
+	for _, k := range sortedKeys(p.Members) {
+		if !stale[k] {
+			live = append(live, k)
+		}
+	}
+	answers, errs := r.applyAll(ctx, in.Name, p, live, true)
+	for _, e := range errs {
+		resp.Diagnostics.AddAttributeError(path.Root("members").AtMapKey(e.Node), nodeErrorSummary(e), e.Error())
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
 	plannedMembers, d := membersOf(ctx, planned.Members)
 	resp.Diagnostics.Append(d...)
 	var summary []string
@@ -573,6 +609,24 @@ func (r *VxlanTunnelResource) ModifyPlan(ctx context.Context, req resource.Modif
 	}
 }
 
+// configKnown tells whether the configured MTU and MACs are known: in the plan, a computed
+// value left to the provider is unknown too, so the configuration tells them apart.
+func configKnown(ctx context.Context, req resource.ModifyPlanRequest, diags *diag.Diagnostics) bool {
+	var cfg vxlanTunnelModel
+	diags.Append(req.Config.Get(ctx, &cfg)...)
+	if diags.HasError() || cfg.MTU.IsUnknown() {
+		return false
+	}
+	members, d := membersOf(ctx, cfg.Members)
+	diags.Append(d...)
+	for _, m := range members {
+		if m.MAC.IsUnknown() {
+			return false
+		}
+	}
+	return !cfg.Members.IsUnknown()
+}
+
 // --- CRUD -----------------------------------------------------------------------------
 
 func (r *VxlanTunnelResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -583,11 +637,11 @@ func (r *VxlanTunnelResource) Create(ctx context.Context, req resource.CreateReq
 	}
 	in, _, d := input(ctx, &m)
 	resp.Diagnostics.Append(d...)
-	p := r.plan(ctx, in, &resp.Diagnostics)
+	p, _ := r.plan(ctx, in, nil, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	answers, errs := r.applyAll(ctx, in.Name, p, false)
+	answers, errs := r.applyAll(ctx, in.Name, p, sortedKeys(p.Members), false)
 	if len(errs) > 0 {
 		// Roll back the nodes that did apply, so a failed create leaves no untracked change.
 		var done []string
@@ -692,7 +746,7 @@ func (r *VxlanTunnelResource) Update(ctx context.Context, req resource.UpdateReq
 	}
 	in, _, d := input(ctx, &m)
 	resp.Diagnostics.Append(d...)
-	p := r.plan(ctx, in, &resp.Diagnostics)
+	p, _ := r.plan(ctx, in, nil, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -705,7 +759,7 @@ func (r *VxlanTunnelResource) Update(ctx context.Context, req resource.UpdateReq
 		}
 	}
 	sort.Strings(removed)
-	answers, errs := r.applyAll(ctx, in.Name, p, false)
+	answers, errs := r.applyAll(ctx, in.Name, p, sortedKeys(p.Members), false)
 	if len(errs) == 0 {
 		errs = r.deleteOn(ctx, in.Name, removed)
 	}

@@ -153,13 +153,23 @@ func (e *NodeError) Unwrap() error { return e.Err }
 // Unreachable tells whether the node could not be reached (as opposed to answering with an error).
 func (e *NodeError) Unreachable() bool { return Unreachable(e.Err) }
 
-// Unreachable tells whether err means the agent did not answer.
+// Unreachable tells whether err means the agent did not answer (as opposed to answering
+// with an error, or failing authentication).
 func Unreachable(err error) bool {
+	if AuthFailed(err) {
+		return false
+	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded:
 		return true
 	}
 	return errors.Is(err, context.DeadlineExceeded)
+}
+
+// AuthFailed tells whether the TLS handshake with the agent failed: an untrusted certificate,
+// or one that names another node.
+func AuthFailed(err error) bool {
+	return status.Code(err) == codes.Unavailable && strings.Contains(status.Convert(err).Message(), "authentication handshake failed")
 }
 
 // describe turns a gRPC status into its message with the code in words.
@@ -170,6 +180,9 @@ func describe(err error) string {
 	}
 	switch s.Code() {
 	case codes.Unavailable:
+		if AuthFailed(err) {
+			return "mutual TLS with the agent failed: " + s.Message()
+		}
 		return "agent unreachable: " + s.Message()
 	case codes.DeadlineExceeded:
 		return "agent did not answer in time: " + s.Message()

@@ -3,6 +3,12 @@
 # pod block routed through it, so a pod in one cluster reaches pods in the others without SNAT.
 # The provider block (agents, TLS) comes from the lab: `nodenet-agent lab up` writes provider.tf.
 
+terraform {
+  required_providers {
+    nodenet = { source = "nodenet/nodenet" }
+  }
+}
+
 locals {
   nodes = {
     "test-cluster1/multicluster-test-001" = { overlay = "179.17.1.21", mac = "c2:6a:9b:e5:39:8d", pods = "10.234.111.0/24" }

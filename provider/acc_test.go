@@ -1,0 +1,211 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/lab"
+)
+
+// Acceptance tests run the real terraform binary (TF_ACC_TERRAFORM_PATH) against this
+// provider served in-process, and real agents in a lab of network namespaces.
+
+var testProviders = map[string]func() (tfprotov6.ProviderServer, error){
+	"nodenet": providerserver.NewProtocol6WithError(New("test")()),
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("TF_ACC") != "" && os.Geteuid() == 0 {
+		// Leftovers of a killed earlier run of this package.
+		_ = lab.CleanupStale("nnlab")
+	}
+	os.Exit(m.Run())
+}
+
+// newLab brings up a lab with in-process agents and removes it when the test ends.
+func newLab(t *testing.T, o lab.Options) *lab.Lab {
+	t.Helper()
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("acceptance test: set TF_ACC=1 (needs root and terraform)")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("acceptance tests need root: they build network namespaces")
+	}
+	o.Dir = t.TempDir()
+	o.Start = lab.InProcessAgent("acc")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, o)
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	return l
+}
+
+// scenario is the provider block of the lab plus an example's main.tf.
+func scenario(t *testing.T, l *lab.Lab, example string) string {
+	t.Helper()
+	b, err := os.ReadFile("../examples/scenarios/" + example + "/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.ProviderHCL() + "\n" + string(b)
+}
+
+func host(t *testing.T, l *lab.Lab, node string) *lab.Host {
+	t.Helper()
+	for _, h := range l.Hosts {
+		if h.Name == node {
+			return h
+		}
+	}
+	t.Fatalf("no lab host %s", node)
+	return nil
+}
+
+// run runs a command in a host's namespace and fails the test on error.
+func run(t *testing.T, h *lab.Host, args ...string) string {
+	t.Helper()
+	out, err := h.Run(args...)
+	if err != nil {
+		t.Fatalf("%s: %v", h.Name, err)
+	}
+	return out
+}
+
+// ping sends pings from the pod behind h to ip; a few tries absorb the first ARP exchange
+// between a host and its pod.
+func ping(h *lab.Host, ip string) error {
+	var err error
+	for try := 0; try < 3; try++ {
+		var out string
+		if out, err = h.RunPod("ping", "-c", "1", "-W", "2", ip); err == nil && strings.Contains(out, "1 received") {
+			return nil
+		}
+	}
+	return fmt.Errorf("ping from the pod behind %s (%s) to %s failed: %v", h.Name, h.PodIP, ip, err)
+}
+
+// pings checks that the pod behind from reaches every address.
+func pings(l *lab.Lab, from string, ips ...string) func() error {
+	return func() error {
+		var h *lab.Host
+		for _, x := range l.Hosts {
+			if x.Name == from {
+				h = x
+			}
+		}
+		for _, ip := range ips {
+			if err := ping(h, ip); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// snapshot is what `ip` and `bridge` print of a host's links, IPv4 routes (all tables),
+// permanent neighbours and FDB: destroy must leave it byte-identical. IPv6 multicast FDB
+// entries (33:33:...) come and go with the kernel's link-local addresses, so they are left out.
+func snapshot(h *lab.Host) (string, error) {
+	var b strings.Builder
+	for _, cmd := range [][]string{
+		{"ip", "-d", "link", "show"},
+		{"ip", "-4", "route", "show", "table", "all"},
+		{"ip", "neigh", "show", "nud", "permanent"},
+		{"bridge", "fdb", "show"},
+	} {
+		out, err := h.Run(cmd...)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "$ %s\n", strings.Join(cmd, " "))
+		for _, line := range strings.SplitAfter(out, "\n") {
+			if !strings.HasPrefix(line, "33:33:") {
+				b.WriteString(line)
+			}
+		}
+	}
+	return b.String(), nil
+}
+
+// expectMemberChanges is a plan check: the resource's planned change touches exactly the
+// given members (by key), and no other.
+type expectMemberChanges struct {
+	address string
+	members []string
+}
+
+func (e expectMemberChanges) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	for _, rc := range req.Plan.ResourceChanges {
+		if rc.Address != e.address {
+			continue
+		}
+		before := nested(rc.Change.Before, "members")
+		after := nested(rc.Change.After, "members")
+		unknown := nested(rc.Change.AfterUnknown, "members")
+		keys := map[string]bool{}
+		for k := range before {
+			keys[k] = true
+		}
+		for k := range after {
+			keys[k] = true
+		}
+		var changed []string
+		for k := range keys {
+			if !reflect.DeepEqual(before[k], after[k]) || anyTrue(unknown[k]) {
+				changed = append(changed, k)
+			}
+		}
+		sort.Strings(changed)
+		want := append([]string(nil), e.members...)
+		sort.Strings(want)
+		if !reflect.DeepEqual(changed, want) {
+			resp.Error = fmt.Errorf("%s: the plan changes members %v, want exactly %v", e.address, changed, want)
+		}
+		return
+	}
+	resp.Error = fmt.Errorf("%s: not in the plan", e.address)
+}
+
+// anyTrue tells whether an after_unknown structure marks any value unknown.
+func anyTrue(v any) bool {
+	switch x := v.(type) {
+	case bool:
+		return x
+	case map[string]any:
+		for _, e := range x {
+			if anyTrue(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if anyTrue(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func nested(v any, key string) map[string]any {
+	m, _ := v.(map[string]any)
+	out, _ := m[key].(map[string]any)
+	return out
+}
