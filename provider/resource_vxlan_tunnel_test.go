@@ -3,6 +3,8 @@ package provider
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -514,3 +516,80 @@ func TestAccVxlanTunnel_agentDownAndReboot(t *testing.T) {
 }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// TestAccVxlanTunnel_createRollsBack: a create that fails on one node (its agent cannot
+// record state) leaves no device on any node; a conflict with a hand-made device of the same
+// name fails at plan time with the import command; once both are cleared, apply works.
+func TestAccVxlanTunnel_createRollsBack(t *testing.T) {
+	l := newLab(t, lab.Options{Hosts: []lab.HostSpec{
+		{Cluster: "c1", Name: "n1", UnderlayIP: mustPrefix("192.168.0.21/24")},
+		{Cluster: "c1", Name: "n2", UnderlayIP: mustPrefix("192.168.0.31/24")},
+		{Cluster: "c2", Name: "n3", UnderlayIP: mustPrefix("192.168.0.16/24")},
+	}})
+	config := l.ProviderHCL() + `
+resource "nodenet_vxlan_tunnel" "t" {
+  name = "vxlan-test"
+  vni  = 7
+  members = {
+    "c1/n1" = { underlay = "eth0", address = "179.17.1.21/24" }
+    "c1/n2" = { underlay = "eth0", address = "179.17.1.31/24" }
+    "c2/n3" = { underlay = "eth0", address = "179.17.1.16/24" }
+  }
+}`
+	n2, n3 := l.Hosts[1], l.Hosts[2]
+	noDevices := func() {
+		for _, h := range l.Hosts {
+			if out := run(t, h, "ip", "link", "show", "type", "vxlan"); strings.TrimSpace(out) != "" {
+				t.Fatalf("%s keeps a device after the failed create: %s", h.Name, out)
+			}
+		}
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					run(t, n3, "ip", "link", "add", "vxlan-test", "type", "vxlan", "id", "9", "dstport", "4789", "dev", "eth0")
+				},
+				Config:      config,
+				ExpectError: regexp.MustCompile(`node\s+c2/n3:\s+object\s+vxlan_tunnel/vxlan-test:\s+device\s+vxlan-test\s+already\s+exists\s+and\s+is\s+not\s+managed\s+by\s+nodenet[\s\S]*terraform\s+import`),
+			},
+			{
+				PreConfig: func() {
+					run(t, n3, "ip", "link", "del", "vxlan-test")
+					noDevices()
+					// n2's agent can no longer record its state (a directory stands where its
+					// boot_id file was): its create fails after the kernel change.
+					unwritable(t, filepath.Join(n2.StateDir, "boot_id"))
+				},
+				Config:      config,
+				ExpectError: regexp.MustCompile(`failed\s+on\s+1\s+of\s+3\s+nodes:\s+node\s+c1/n2:[\s\S]*not\s+writable,\s+so\s+the\s+change\s+was\s+undone[\s\S]*Rolled\s+back\s+the\s+nodes\s+that\s+had\s+applied\s+it:\s+c1/n1,\s+c2/n3`),
+			},
+			{
+				PreConfig: func() {
+					noDevices()
+					if err := os.RemoveAll(filepath.Join(n2.StateDir, "boot_id")); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: config,
+				Check: func(*terraform.State) error {
+					_, err := l.Hosts[0].Run("ping", "-c", "1", "-W", "2", "179.17.1.16")
+					return err
+				},
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		},
+	})
+}
+
+// unwritable puts a non-empty directory where the file p is, so writing p fails.
+func unwritable(t *testing.T, p string) {
+	t.Helper()
+	if err := os.RemoveAll(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(p, "in-the-way"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -230,13 +230,9 @@ func conflictForeign(id, name, alias string) error {
 	if strings.HasPrefix(alias, pb.OwnerPrefix) {
 		return &ConflictError{Msg: fmt.Sprintf("device %s is owned by nodenet object %s", name, strings.TrimPrefix(alias, pb.OwnerPrefix))}
 	}
-	label := name
-	if _, n, err := pb.SplitObjectID(id); err == nil {
-		label = n
-	}
-	label = strings.NewReplacer("-", "_", ".", "_").Replace(label)
-	return &ConflictError{Msg: fmt.Sprintf("device %s already exists and is not managed by nodenet (ifalias %q); adopt it with: terraform import nodenet_vxlan_tunnel.%s %s, or delete it",
-		name, alias, label, name)}
+	// The agent does not know the resource's address in the configuration: <address> stands for it.
+	return &ConflictError{Msg: fmt.Sprintf("device %s already exists and is not managed by nodenet (ifalias %q); adopt it with: terraform import <address of the nodenet_vxlan_tunnel> %s, or delete it",
+		name, alias, name)}
 }
 
 // plan computes the steps that bring the kernel to spec, checking every conflict first.

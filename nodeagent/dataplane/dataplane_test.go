@@ -202,7 +202,7 @@ func TestOwnership(t *testing.T) {
 		t.Fatalf("want a ConflictError, got %v", err)
 	}
 	t.Logf("conflict: %s", ce.Msg)
-	contains(t, "conflict", ce.Msg, `device vxlan-test already exists and is not managed by nodenet (ifalias ""); adopt it with: terraform import nodenet_vxlan_tunnel.vxlan_test vxlan-test, or delete it`)
+	contains(t, "conflict", ce.Msg, `device vxlan-test already exists and is not managed by nodenet (ifalias ""); adopt it with: terraform import <address of the nodenet_vxlan_tunnel> vxlan-test, or delete it`)
 	if _, err := p.dpA.DeleteVxlan(testID, testDev, false); err == nil {
 		t.Errorf("DeleteVxlan of a foreign device succeeded")
 	} else if _, ok := asConflict(err); !ok {

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -195,13 +197,46 @@ func TestSecurity(t *testing.T) {
 func TestStoreNotWritable(t *testing.T) {
 	f := newFake()
 	s, st := newServer(t, f, "boot")
-	if err := os.RemoveAll(st.Dir()); err != nil {
+	// A directory where the boot_id file goes: the record is written, the boot id is not.
+	if err := os.MkdirAll(filepath.Join(st.Dir(), "boot_id", "in-the-way"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.Apply(t.Context(), &pb.ApplyRequest{Object: spec("vx0", 5)})
-	wantCode(t, err, codes.Internal, "node test-cluster1/node-a", "vxlan_tunnel/vx0", "kernel change was made", "state dir", "not writable")
-	if _, ok := f.devs["vx0"]; !ok {
-		t.Fatal("the kernel change should stay")
+	wantCode(t, err, codes.Internal, "node test-cluster1/node-a", "vxlan_tunnel/vx0", "state dir", "not writable", "change was undone")
+	if _, ok := f.devs["vx0"]; ok {
+		t.Fatal("a change the agent cannot record must be undone: the device is still there")
+	}
+	if _, err := st.Get("vxlan_tunnel/vx0"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the record of the undone change should be gone: %v", err)
+	}
+}
+
+func TestStoreNotWritableOnUpdateRestoresThePreviousSpec(t *testing.T) {
+	f := newFake()
+	s, st := newServer(t, f, "boot")
+	ctx := t.Context()
+	if _, err := s.Apply(ctx, &pb.ApplyRequest{Object: spec("vx0", 5)}); err != nil {
+		t.Fatal(err)
+	}
+	// The boot id can no longer be written: a directory stands where the file was.
+	bootID := filepath.Join(st.Dir(), "boot_id")
+	if err := os.Remove(bootID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(bootID, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bootID, "x"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Apply(ctx, &pb.ApplyRequest{Object: spec("vx0", 6)})
+	wantCode(t, err, codes.Internal, "change was undone")
+	if got := f.devs["vx0"].GetDevice().GetVni(); got != 5 {
+		t.Fatalf("after a failed update the device has VNI %d, want the previous 5", got)
+	}
+	rec, err := st.Get("vxlan_tunnel/vx0")
+	if err != nil || rec.Object.GetVxlanTunnel().GetDevice().GetVni() != 5 {
+		t.Fatalf("the store should hold the previous spec: %v %v", rec, err)
 	}
 }
 

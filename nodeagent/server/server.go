@@ -173,9 +173,22 @@ func (s *Server) Apply(ctx context.Context, req *pb.ApplyRequest) (*pb.ApplyResp
 	return &pb.ApplyResponse{Observed: observed, Changes: changes}, nil
 }
 
-// apply runs one Apply with the object's lock held.
+// apply runs one Apply with the object's lock held. The kernel is changed first and the
+// desired state recorded after; if it cannot be recorded, the kernel change is undone (the
+// object removed, or its previous spec applied again), so the node never holds a change the
+// agent would not know about after a reboot.
 func (s *Server) apply(obj *pb.Object, dryRun bool) (*pb.Object, []*pb.Change, error) {
 	id := obj.GetId()
+	var prev *store.Record
+	if !dryRun {
+		r, err := s.cfg.Store.Get(id)
+		switch {
+		case err == nil:
+			prev = r
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, nil, status.Errorf(codes.Internal, "%s: reading the state dir %s: %v", s.where(id), s.cfg.Store.Dir(), err)
+		}
+	}
 	obs, changes, err := s.cfg.DP.ApplyVxlan(id, obj.GetVxlanTunnel(), dryRun)
 	if err != nil {
 		return nil, nil, s.statusErr(id, err)
@@ -185,15 +198,27 @@ func (s *Server) apply(obj *pb.Object, dryRun bool) (*pb.Object, []*pb.Change, e
 		return observed, changes, nil
 	}
 	rec := &store.Record{Object: proto.Clone(obj).(*pb.Object), Owned: observed, AppliedAt: time.Now()}
-	if err := s.cfg.Store.Put(rec); err != nil {
-		s.log.Error("kernel changed but the desired state was not recorded", "object", id, "err", err)
-		return nil, nil, status.Errorf(codes.Internal,
-			"%s: the kernel change was made but the state dir %s is not writable, so the agent will not restore it after a reboot: %v",
-			s.where(id), s.cfg.Store.Dir(), err)
+	werr := s.cfg.Store.Put(rec)
+	if werr == nil {
+		werr = s.cfg.Store.SetBootID(s.cfg.BootID)
 	}
-	if err := s.cfg.Store.SetBootID(s.cfg.BootID); err != nil {
-		s.log.Error("recording boot id failed", "err", err)
-		return nil, nil, status.Errorf(codes.Internal, "%s: the state dir %s is not writable: %v", s.where(id), s.cfg.Store.Dir(), err)
+	if werr != nil {
+		s.log.Error("the desired state could not be recorded; undoing the kernel change", "object", id, "err", werr)
+		var uerr error
+		if prev == nil {
+			_, uerr = s.cfg.DP.DeleteVxlan(id, obj.GetVxlanTunnel().GetDevice().GetName(), false)
+			_ = s.cfg.Store.Delete(id) // in case the record was written but the boot id not
+		} else {
+			_, _, uerr = s.cfg.DP.ApplyVxlan(id, prev.Object.GetVxlanTunnel(), false)
+			_ = s.cfg.Store.Put(prev)
+		}
+		if uerr != nil {
+			return nil, nil, status.Errorf(codes.Internal,
+				"%s: the state dir %s is not writable (%v) and undoing the kernel change failed too (%v): the node holds a change the agent will not restore after a reboot",
+				s.where(id), s.cfg.Store.Dir(), werr, uerr)
+		}
+		return nil, nil, status.Errorf(codes.Internal,
+			"%s: the state dir %s is not writable, so the change was undone: %v", s.where(id), s.cfg.Store.Dir(), werr)
 	}
 	return observed, changes, nil
 }

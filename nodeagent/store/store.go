@@ -104,6 +104,10 @@ func (s *Store) Put(rec *Record) error {
 	if err != nil {
 		return fmt.Errorf("store: marshal %s: %w", fr.ID, err)
 	}
+	// The directory is made again if it went away (a cleaned /var/lib, say).
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("store: state dir: %w", err)
+	}
 	if err := writeFile(p, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("store: write %s: %w", p, err)
 	}

@@ -147,7 +147,13 @@ type NodeError struct {
 	Err  error
 }
 
-func (e *NodeError) Error() string { return e.Node + ": " + describe(e.Err) }
+func (e *NodeError) Error() string {
+	msg := describe(e.Err)
+	if strings.HasPrefix(msg, "node "+e.Node+":") {
+		return msg // the agent named itself already
+	}
+	return e.Node + ": " + msg
+}
 func (e *NodeError) Unwrap() error { return e.Err }
 
 // Unreachable tells whether the node could not be reached (as opposed to answering with an error).
