@@ -31,7 +31,7 @@ cd "$dir/tf"
 
 echo
 echo "== terraform apply"
-terraform apply -auto-approve -input=false -no-color 2>&1 | grep -v -e '^$' -e 'dev_overrides' -e 'Provider development overrides' -e 'nodenet/nodenet in' -e 'may therefore not match' -e 'applying changes may cause' -e 'releases\.$' -e 'configuration:$' -e '^│ *$' || true
+terraform apply -auto-approve -input=false -no-color -compact-warnings
 
 pod1=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["hosts"][0]["pod_ns"])' "$dir/lab.json")
 echo
@@ -40,7 +40,7 @@ fail=0
 for target in "10.235.88.2 pod on multicluster-test-003 (test-cluster2)" "10.236.115.2 pod on multicluster-test-005 (test-cluster3)" "179.17.1.13 overlay address of multicluster-test-006"; do
   ip=${target%% *}
   if out=$(ip netns exec "$pod1" ping -c 2 -W 2 "$ip"); then
-    echo "ping $target: $(echo "$out" | grep -o '[0-9]* received') , $(echo "$out" | grep -o 'rtt.*')"
+    echo "ping $target: $(echo "$out" | grep -o '[0-9]* received'), $(echo "$out" | grep -o 'rtt.*')"
   else
     echo "ping $target: FAILED"; fail=1
   fi
@@ -49,7 +49,7 @@ done
 echo
 echo "== terraform plan (expect no changes)"
 set +e
-terraform plan -detailed-exitcode -input=false -no-color >plan.out 2>&1
+terraform plan -detailed-exitcode -input=false -no-color -compact-warnings >plan.out 2>&1
 rc=$?
 set -e
 grep -E 'No changes|Plan:' plan.out || cat plan.out

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the lab, the tests and the generators use, when missing:
+# iproute2 (ip, bridge), iputils-ping, net-tools (the seed's arp and route commands),
+# protobuf-compiler (make generate). Needs root; no-op when all are there.
+set -euo pipefail
+need=()
+for p in iproute2 iputils-ping net-tools protobuf-compiler; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "missing Debian packages: ${need[*]} (run as root, or apt-get install them)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${need[@]}" >/dev/null
+echo "installed: ${need[*]}"
