@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# make bench: VXLAN meshes of 20 and 50 lab nodes (network namespaces, one in-process agent
+# per node) set up four ways: terraform apply, one ip/bridge command per entry, ip/bridge
+# -batch, and the agents driven by the provider's fan-out client; plus the no-op plan after
+# the apply. Prints a table per size. Extra arguments go to `go test` (e.g. -cpuprofile
+# cpu.out). NODENET_BENCH_SIZES=20,50 picks the sizes; NODENET_BENCH_OUT=file also writes
+# the tables there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "make bench needs root (network namespaces)" >&2; exit 1; }
+command -v terraform >/dev/null || { echo "make bench needs terraform on PATH" >&2; exit 1; }
+exec go test ./bench/ -run '^$' -bench . -benchtime 1x -timeout 40m -v "$@"
