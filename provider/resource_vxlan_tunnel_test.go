@@ -10,10 +10,13 @@ import (
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/lab"
+	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
 
 const tunnel = "nodenet_vxlan_tunnel.multicluster"
@@ -334,6 +337,40 @@ func TestAccVxlanTunnel_updateInPlace(t *testing.T) {
 							}
 						}
 						return pings(l, seedNodes[0].node, seedNodes[5].pod, seedNodes[5].overlay)()
+					},
+				),
+			},
+			{
+				// Node 1's underlay moves to a second address: only its device is recreated
+				// (new local IP); the others update their FDB entry for it in place.
+				PreConfig: func() {
+					run(t, host(t, l, seedNodes[0].node), "ip", "addr", "add", "192.168.0.121/24", "dev", "eth0")
+				},
+				Config: strings.Replace(tunnelConfig(l, 6, "1400"),
+					`"test-cluster1/multicluster-test-001" = { underlay = "eth0"`,
+					`"test-cluster1/multicluster-test-001" = { underlay = "192.168.0.121"`, 1),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(tunnel, plancheck.ResourceActionUpdate),
+						plancheck.ExpectUnknownValue(tunnel, tfjsonpath.New("members").AtMapKey(key(0)).AtMapKey("ifindex")),
+						plancheck.ExpectKnownValue(tunnel, tfjsonpath.New("members").AtMapKey(key(1)).AtMapKey("ifindex"), knownvalue.NotNull()),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr(tunnel, "members."+key(0)+".local_ip", "192.168.0.121"),
+					resource.TestCheckResourceAttrWith(tunnel, "members."+key(2)+".fdb", lines(5, pb.DeriveMAC(seedNodes[0].cluster, seedNodes[0].node, "vxlan-test")+" dst 192.168.0.121")),
+					func(s *terraform.State) error {
+						a := s.RootModule().Resources[tunnel].Primary.Attributes
+						if a["members."+key(0)+".ifindex"] == ifindex[key(0)] {
+							return fmt.Errorf("%s kept ifindex %s: its device should have been recreated", key(0), ifindex[key(0)])
+						}
+						for i := 1; i < 5; i++ {
+							if got := a["members."+key(i)+".ifindex"]; got != ifindex[key(i)] {
+								return fmt.Errorf("%s: ifindex %s -> %s: only node 1's device should be recreated", key(i), ifindex[key(i)], got)
+							}
+						}
+						return pings(l, seedNodes[0].node, seedNodes[2].pod, seedNodes[4].pod)()
 					},
 				),
 			},
