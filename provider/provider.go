@@ -5,7 +5,10 @@ package provider
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -146,7 +149,12 @@ func (p *NodenetProvider) Configure(ctx context.Context, req provider.ConfigureR
 			if nname == "" || containsSlash(nname) {
 				resp.Diagnostics.AddAttributeError(path.Root("clusters").AtMapKey(cname).AtName("nodes").AtMapKey(nname), "Invalid node name", "a node name is non-empty and has no '/'")
 			}
-			fc.Nodes = append(fc.Nodes, fleet.Node{Cluster: cname, Name: nname, Agent: n.Agent.ValueString()})
+			addr, err := agentAddress(n.Agent.ValueString())
+			if err != nil {
+				resp.Diagnostics.AddAttributeError(path.Root("clusters").AtMapKey(cname).AtName("nodes").AtMapKey(nname).AtName("agent"), "Invalid agent address", err.Error())
+				continue
+			}
+			fc.Nodes = append(fc.Nodes, fleet.Node{Cluster: cname, Name: nname, Agent: addr})
 		}
 	}
 	if resp.Diagnostics.HasError() {
@@ -159,6 +167,28 @@ func (p *NodenetProvider) Configure(ctx context.Context, req provider.ConfigureR
 	}
 	resp.ResourceData = f
 	resp.DataSourceData = f
+}
+
+// DefaultAgentPort is where nodenet-agent listens unless told otherwise.
+const DefaultAgentPort = "7707"
+
+// agentAddress checks an agent address and adds the default port when it has none.
+func agentAddress(s string) (string, error) {
+	if s == "" {
+		return "", fmt.Errorf("an agent address is required: host:port, like 192.168.0.21:7707")
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		// No port: "192.168.0.21", "node1.example" or "[fd00::1]".
+		host, port = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"), DefaultAgentPort
+	}
+	if host == "" || strings.ContainsAny(host, " /") {
+		return "", fmt.Errorf("%q is not host:port, like 192.168.0.21:7707", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("%q: port %q is not 1 to 65535", s, port)
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 func containsSlash(s string) bool {

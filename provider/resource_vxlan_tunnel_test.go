@@ -652,3 +652,47 @@ func lines(n int, want string) func(string) error {
 		return fmt.Errorf("no entry %q in:\n%s", want, v)
 	}
 }
+
+// TestAccProvider_tlsFromEnvironment: without a tls block the provider takes the CA and
+// client certificate from NODENET_* (as paths or PEM); without either it says what is missing.
+func TestAccProvider_tlsFromEnvironment(t *testing.T) {
+	l := newLab(t, lab.Options{Hosts: []lab.HostSpec{{Cluster: "c1", Name: "n1", UnderlayIP: mustPrefix("192.168.0.21/24")}}})
+	cfg := fmt.Sprintf(`
+provider "nodenet" {
+  clusters = { c1 = { nodes = { n1 = { agent = %q } } } }
+}
+resource "nodenet_vxlan_tunnel" "t" {
+  name    = "vxlan-test"
+  vni     = 7
+  members = { "c1/n1" = { underlay = "eth0", address = "179.17.1.21/24" } }
+}
+`, l.Hosts[0].AgentAddr)
+	key, err := os.ReadFile(l.ClientKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					for _, k := range []string{"NODENET_CA_CERT", "NODENET_CLIENT_CERT", "NODENET_CLIENT_KEY"} {
+						os.Unsetenv(k)
+					}
+				},
+				Config:      cfg,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`tls.ca_cert\s+is\s+required[\s\S]*NODENET_CA_CERT`),
+			},
+			{
+				PreConfig: func() {
+					t.Setenv("NODENET_CA_CERT", l.CAFile)             // a path
+					t.Setenv("NODENET_CLIENT_CERT", l.ClientCertFile) // a path
+					t.Setenv("NODENET_CLIENT_KEY", string(key))       // PEM content
+				},
+				Config: cfg,
+				Check:  resource.TestCheckResourceAttr("nodenet_vxlan_tunnel.t", "members.c1/n1.oper_state", "up"),
+			},
+		},
+	})
+}
