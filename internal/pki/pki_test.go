@@ -8,8 +8,6 @@ import (
 	"encoding/pem"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -274,31 +272,5 @@ func TestMTLSHandshake(t *testing.T) {
 	}
 	if s := <-got; s != "nodenet://terraform" {
 		t.Fatalf("server saw %q", s)
-	}
-}
-
-func TestWriteFile(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "key.pem")
-	if err := WriteFile(p, []byte("one"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteFile(p, []byte("two"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil || string(b) != "two" {
-		t.Fatalf("read %q %v", b, err)
-	}
-	st, _ := os.Stat(p)
-	if st.Mode().Perm() != 0o600 {
-		t.Fatalf("mode %v", st.Mode())
-	}
-	ents, _ := os.ReadDir(dir)
-	if len(ents) != 1 {
-		t.Fatalf("leftover temp files: %v", ents)
-	}
-	if err := WriteFile(filepath.Join(dir, "missing", "x"), nil, 0o644); err == nil {
-		t.Fatal("wrote into a missing directory")
 	}
 }

@@ -53,36 +53,12 @@ func startChild(cmd *exec.Cmd) error {
 // process started here is signalled.
 func ExecAgent(binary string) StartAgent {
 	return func(cfg AgentConfig) (func() error, error) {
-		tl, ok := cfg.Listener.(interface{ File() (*os.File, error) })
-		if !ok {
-			return nil, fmt.Errorf("listener %T has no File method", cfg.Listener)
-		}
-		lf, err := tl.File()
+		cmd, closeFiles, err := AgentCommand(binary, cfg)
 		if err != nil {
 			return nil, err
 		}
-		defer lf.Close()
-		logf, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, err
-		}
-		defer logf.Close()
-		fmt.Fprintf(logf, "=== %s lab: starting agent %s/%s on %s\n", time.Now().Format(time.RFC3339Nano), cfg.Cluster, cfg.Node, cfg.Listener.Addr())
-		cmd := exec.Command(binary, "serve",
-			"--cluster", cfg.Cluster,
-			"--node", cfg.Node,
-			"--netns", cfg.NetnsPath,
-			"--listen-fd", "3",
-			"--tls-cert", cfg.CertFile,
-			"--tls-key", cfg.KeyFile,
-			"--client-ca", cfg.ClientCAFile,
-			"--state-dir", cfg.StateDir,
-			"--boot-id-file", cfg.BootIDFile,
-		)
-		cmd.ExtraFiles = []*os.File{lf}
-		cmd.Stdout = logf
-		cmd.Stderr = logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+		defer closeFiles()
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
 		if err := startChild(cmd); err != nil {
 			return nil, err
 		}
@@ -125,6 +101,41 @@ func ExecAgent(binary string) StartAgent {
 		}
 		return stop, nil
 	}
+}
+
+// AgentCommand is the `nodenet-agent serve` command for one lab host: the listener as fd 3
+// (systemd socket-activation style), output appended to cfg.LogFile, its own process group.
+// closeFiles closes the parent's copies of the listener and log files once the child started.
+func AgentCommand(binary string, cfg AgentConfig) (cmd *exec.Cmd, closeFiles func(), err error) {
+	tl, ok := cfg.Listener.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, nil, fmt.Errorf("listener %T has no File method", cfg.Listener)
+	}
+	lf, err := tl.File()
+	if err != nil {
+		return nil, nil, err
+	}
+	logf, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		lf.Close()
+		return nil, nil, err
+	}
+	fmt.Fprintf(logf, "=== %s lab: starting agent %s/%s on %s\n", time.Now().Format(time.RFC3339Nano), cfg.Cluster, cfg.Node, cfg.Listener.Addr())
+	cmd = exec.Command(binary, "serve",
+		"--cluster", cfg.Cluster,
+		"--node", cfg.Node,
+		"--netns", cfg.NetnsPath,
+		"--listen-fd", "3",
+		"--tls-cert", cfg.CertFile,
+		"--tls-key", cfg.KeyFile,
+		"--client-ca", cfg.ClientCAFile,
+		"--state-dir", cfg.StateDir,
+		"--boot-id-file", cfg.BootIDFile,
+	)
+	cmd.ExtraFiles = []*os.File{lf}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd, func() { lf.Close(); logf.Close() }, nil
 }
 
 func signalled(ee *exec.ExitError, sig syscall.Signal) bool {

@@ -34,6 +34,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nodenet/terraform-provider-nodenet/internal/atomicfile"
+
 	"github.com/nodenet/terraform-provider-nodenet/internal/pki"
 )
 
@@ -264,7 +266,7 @@ func Up(ctx context.Context, o Options) (_ *Lab, err error) {
 			}
 		}
 	}
-	if err := pki.WriteFile(filepath.Join(dir, "provider-nodenet.hcl"), []byte(l.ProviderHCL()), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "provider-nodenet.hcl"), []byte(l.ProviderHCL()), 0o644); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -287,7 +289,7 @@ func (h *Host) SetBootID(id string) error {
 	if id == "" {
 		id = NewBootID()
 	}
-	return pki.WriteFile(h.BootIDFile, []byte(id+"\n"), 0o644)
+	return atomicfile.Write(h.BootIDFile, []byte(id+"\n"), 0o644)
 }
 
 func (l *Lab) writeFiles() error {
@@ -310,7 +312,7 @@ func (l *Lab) writeFiles() error {
 	}
 	write := func(path string, data []byte, mode os.FileMode) {
 		if err == nil {
-			err = pki.WriteFile(path, data, mode)
+			err = atomicfile.Write(path, data, mode)
 		}
 	}
 	write(l.CAFile, ca.CertPEM, 0o644)

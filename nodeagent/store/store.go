@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodenet/terraform-provider-nodenet/internal/atomicfile"
+
 	"google.golang.org/protobuf/encoding/protojson"
 
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
@@ -108,7 +110,7 @@ func (s *Store) Put(rec *Record) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("store: state dir: %w", err)
 	}
-	if err := writeFile(p, append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(p, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("store: write %s: %w", p, err)
 	}
 	return nil
@@ -145,7 +147,7 @@ func (s *Store) Delete(id string) error {
 		}
 		return fmt.Errorf("store: %w", err)
 	}
-	syncDir(filepath.Dir(p))
+	_ = atomicfile.SyncDir(filepath.Dir(p)) // best effort: the removal itself succeeded
 	return nil
 }
 
@@ -226,49 +228,8 @@ func (s *Store) SetBootID(id string) error {
 	if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == id {
 		return nil
 	}
-	if err := writeFile(p, []byte(id+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(p, []byte(id+"\n"), 0o600); err != nil {
 		return fmt.Errorf("store: write %s: %w", p, err)
 	}
 	return nil
-}
-
-// writeFile writes data to path atomically: temp file, fsync, rename, fsync of the directory.
-func writeFile(path string, data []byte, mode os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodenet/terraform-provider-nodenet/internal/atomicfile"
+
 	"github.com/nodenet/terraform-provider-nodenet/internal/pki"
 )
 
@@ -65,10 +67,10 @@ func writeCerts(dir, cluster string, nodes []string, ips []net.IP, clientID stri
 		if err != nil {
 			return err
 		}
-		if err := pki.WriteFile(caKeyFile, key, 0o600); err != nil {
+		if err := atomicfile.Write(caKeyFile, key, 0o600); err != nil {
 			return fmt.Errorf("certs: %w", err)
 		}
-		if err := pki.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		if err := atomicfile.Write(caFile, ca.CertPEM, 0o644); err != nil {
 			return fmt.Errorf("certs: %w", err)
 		}
 		fmt.Fprintf(stdout, "wrote CA %s\n", caFile)
@@ -77,10 +79,10 @@ func writeCerts(dir, cluster string, nodes []string, ips []net.IP, clientID stri
 	}
 	write := func(base string, cert, key []byte) error {
 		c, k := filepath.Join(dir, base+".pem"), filepath.Join(dir, base+"-key.pem")
-		if err := pki.WriteFile(k, key, 0o600); err != nil {
+		if err := atomicfile.Write(k, key, 0o600); err != nil {
 			return fmt.Errorf("certs: %w", err)
 		}
-		if err := pki.WriteFile(c, cert, 0o644); err != nil {
+		if err := atomicfile.Write(c, cert, 0o644); err != nil {
 			return fmt.Errorf("certs: %w", err)
 		}
 		fmt.Fprintf(stdout, "wrote %s, %s\n", c, k)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/nodenet/terraform-provider-nodenet/internal/atomicfile"
 
 	"github.com/vishvananda/netns"
 
@@ -72,34 +73,12 @@ type detachedAgents struct {
 }
 
 func (d *detachedAgents) start(cfg lab.AgentConfig) (func() error, error) {
-	tl, ok := cfg.Listener.(interface{ File() (*os.File, error) })
-	if !ok {
-		return nil, fmt.Errorf("listener %T has no File method", cfg.Listener)
-	}
-	lf, err := tl.File()
+	// No Pdeathsig: these agents outlive `lab up`; lab down ends them by PID.
+	cmd, closeFiles, err := lab.AgentCommand(d.binary, cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer lf.Close()
-	logf, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(d.binary, "serve",
-		"--cluster", cfg.Cluster,
-		"--node", cfg.Node,
-		"--netns", cfg.NetnsPath,
-		"--listen-fd", "3",
-		"--tls-cert", cfg.CertFile,
-		"--tls-key", cfg.KeyFile,
-		"--client-ca", cfg.ClientCAFile,
-		"--state-dir", cfg.StateDir,
-		"--boot-id-file", cfg.BootIDFile,
-	)
-	cmd.ExtraFiles = []*os.File{lf}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	defer closeFiles()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -176,10 +155,10 @@ func runLabUp(args []string, stdout, stderr io.Writer) error {
 			Underlay: h.UnderlayIP.String(), AgentAddr: h.AgentAddr, PID: agents.pids[h.Name], LogFile: h.LogFile})
 	}
 	data, _ := json.MarshalIndent(rec, "", "  ")
-	if err := pki.WriteFile(filepath.Join(l.Dir, labFile), append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(l.Dir, labFile), append(data, '\n'), 0o644); err != nil {
 		return errors.Join(fmt.Errorf("lab up: %w", err), l.Down())
 	}
-	if err := pki.WriteFile(filepath.Join(l.Dir, "provider.tf"), []byte(l.ProviderHCL()), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(l.Dir, "provider.tf"), []byte(l.ProviderHCL()), 0o644); err != nil {
 		return errors.Join(fmt.Errorf("lab up: %w", err), l.Down())
 	}
 	fmt.Fprintf(stdout, "lab %s up in %s (namespace prefix %s)\n", *scenario, l.Dir, l.Prefix)
