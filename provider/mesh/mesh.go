@@ -237,6 +237,10 @@ func Build(in Input, info map[string]*pb.NodeInfo) (*Plan, []*Error) {
 			errs = append(errs, errf("members", m.Key, "", "no information from node %s", m.Key))
 			continue
 		}
+		if missing := missingCapabilities(ni); len(missing) > 0 {
+			errs = append(errs, errf("members", m.Key, "", "node %s: its agent (version %s) lacks %s; upgrade nodenet-agent there", m.Key, ni.GetAgentVersion(), strings.Join(missing, ", ")))
+			continue
+		}
 		if ok, known := ni.GetKernelFeatures()["vxlan"]; known && !ok {
 			errs = append(errs, errf("members", m.Key, "", "node %s: the kernel has no vxlan support (kernel %s)", m.Key, ni.GetKernelRelease()))
 			continue
@@ -310,6 +314,28 @@ func Build(in Input, info map[string]*pb.NodeInfo) (*Plan, []*Error) {
 		Sort(mp.Spec)
 	}
 	return plan, nil
+}
+
+// RequiredCapabilities are what an agent must implement for a vxlan_tunnel member.
+var RequiredCapabilities = []string{pb.KindVxlanTunnel, "dry_run"}
+
+// missingCapabilities lists the required capabilities the agent does not report. An agent
+// that reports none (a NodeInfo made up from a member's last known state) is not checked.
+func missingCapabilities(ni *pb.NodeInfo) []string {
+	if len(ni.GetCapabilities()) == 0 {
+		return nil
+	}
+	var missing []string
+	for _, c := range RequiredCapabilities {
+		found := false
+		for _, have := range ni.GetCapabilities() {
+			found = found || have == c
+		}
+		if !found {
+			missing = append(missing, c)
+		}
+	}
+	return missing
 }
 
 // resolveUnderlay finds the underlay interface, its IPv4 address and MTU on the node.

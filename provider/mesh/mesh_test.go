@@ -176,12 +176,15 @@ func TestPlanTimeErrors(t *testing.T) {
 	if len(errs) != 1 || errs[0].Attr != "mtu" || !strings.Contains(errs[0].Msg, seed[3].key) || !strings.Contains(errs[0].Msg, "at most 1350") {
 		t.Errorf("mtu above underlay: %v", errs)
 	}
-	// A missing underlay interface and a kernel without vxlan name the member.
+	// A missing underlay interface, a kernel without vxlan and an agent too old name the member.
 	in, info = seedInput()
 	in.Members[2].Underlay = "eth9"
 	info[seed[4].key].KernelFeatures["vxlan"] = false
+	info[seed[5].key].AgentVersion = "v0.0.1"
+	info[seed[5].key].Capabilities = []string{"adopt"}
 	_, errs = Build(in, info)
-	if len(errs) != 2 || !strings.Contains(errs[0].Error(), "no interface eth9") || !strings.Contains(errs[1].Error(), "no vxlan support") {
+	if len(errs) != 3 || !strings.Contains(errs[0].Error(), "no interface eth9") || !strings.Contains(errs[1].Error(), "no vxlan support") ||
+		!strings.Contains(errs[2].Error(), "its agent (version v0.0.1) lacks vxlan_tunnel, dry_run; upgrade nodenet-agent") {
 		t.Errorf("node errors: %v", errs)
 	}
 }
