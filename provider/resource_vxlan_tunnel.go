@@ -495,14 +495,14 @@ func (r *VxlanTunnelResource) ValidateConfig(ctx context.Context, req resource.V
 		addMeshErrors(&resp.Diagnostics, "Invalid VXLAN tunnel", mesh.Validate(in))
 		return
 	}
-	// Check what is known already; the rest is checked at plan time.
+	// Some values come from other resources: check the top-level values that are known now;
+	// members and routes are checked at plan time, once everything is known.
+	unknown := map[string]bool{"name": m.Name.IsUnknown(), "vni": m.VNI.IsUnknown(), "port": m.Port.IsUnknown(),
+		"mtu": m.MTU.IsUnknown(), "members": true, "routes": true}
 	for _, e := range mesh.Validate(in) {
-		if e.Attr == "name" && m.Name.IsUnknown() || e.Attr == "vni" && m.VNI.IsUnknown() ||
-			e.Attr == "port" && m.Port.IsUnknown() || e.Attr == "mtu" && m.MTU.IsUnknown() ||
-			e.Attr == "members" && m.Members.IsUnknown() || e.Attr == "routes" || e.Attr == "members" {
-			continue
+		if !unknown[e.Attr] {
+			resp.Diagnostics.AddAttributeError(errorPath(e), "Invalid VXLAN tunnel", e.Error())
 		}
-		resp.Diagnostics.AddAttributeError(errorPath(e), "Invalid VXLAN tunnel", e.Error())
 	}
 }
 
@@ -564,20 +564,7 @@ func (r *VxlanTunnelResource) ModifyPlan(ctx context.Context, req resource.Modif
 		mm.Neighbors = linesValue(mesh.NeighborStrings(mp.Spec))
 		mm.Routes = linesValue(mesh.RouteStrings(mp.Spec))
 		mm.Ifindex = types.Int64Unknown()
-		recreated := false
-		var counts []string
-		n := map[string]int{}
-		for _, c := range answers[key].GetChanges() {
-			if c.GetEntry() == "link" && (c.GetAction() == pb.Change_ADD || c.GetAction() == pb.Change_REPLACE) {
-				recreated = true
-			}
-			sign := map[pb.Change_Action]string{pb.Change_ADD: "+", pb.Change_DELETE: "-", pb.Change_UPDATE: "~", pb.Change_REPLACE: "-/+"}[c.GetAction()]
-			k := sign + c.GetEntry()
-			if n[k] == 0 {
-				counts = append(counts, k)
-			}
-			n[k]++
-		}
+		line, recreated := summarize(answers[key].GetChanges())
 		if pm, ok := priorMembers[key]; ok && !recreated && !pm.Ifindex.IsNull() && !pm.Ifindex.IsUnknown() && pm.Ifindex.ValueInt64() != 0 {
 			mm.Ifindex = pm.Ifindex
 		}
@@ -585,12 +572,8 @@ func (r *VxlanTunnelResource) ModifyPlan(ctx context.Context, req resource.Modif
 			resp.Diagnostics.AddAttributeWarning(path.Root("members").AtMapKey(key).AtName("underlay"), "Member device is recreated",
 				fmt.Sprintf("The underlay of %s changes from %q to %q: its %s device is deleted and created again (traffic through it pauses); other members keep their devices.", key, pm.Underlay.ValueString(), mm.Underlay.ValueString(), in.Name))
 		}
-		if len(counts) > 0 {
-			parts := make([]string, len(counts))
-			for i, k := range counts {
-				parts[i] = fmt.Sprintf("%s%d %s", k[:len(k)-len(strings.TrimLeft(k, "+-~/"))], n[k], strings.TrimLeft(k, "+-~/"))
-			}
-			summary = append(summary, fmt.Sprintf("%s: %s", key, strings.Join(parts, ", ")))
+		if line != "" {
+			summary = append(summary, key+": "+line)
 		}
 		plannedMembers[key] = mm
 	}
@@ -610,6 +593,30 @@ func (r *VxlanTunnelResource) ModifyPlan(ctx context.Context, req resource.Modif
 		resp.Diagnostics.AddWarning("Changes on the nodes",
 			fmt.Sprintf("The agents report what applying %s changes in their kernels:\n%s", in.Name, strings.Join(summary, "\n")))
 	}
+}
+
+// summarize counts an agent's changes by action and entry, in the order they come
+// ("+1 link, +1 addr, +5 neigh"), and tells whether the device is (re)created.
+func summarize(changes []*pb.Change) (line string, recreated bool) {
+	sign := map[pb.Change_Action]string{pb.Change_ADD: "+", pb.Change_UPDATE: "~", pb.Change_DELETE: "-", pb.Change_REPLACE: "-/+"}
+	type kind struct{ action, entry string }
+	var order []kind
+	count := map[kind]int{}
+	for _, c := range changes {
+		if c.GetEntry() == "link" && (c.GetAction() == pb.Change_ADD || c.GetAction() == pb.Change_REPLACE) {
+			recreated = true
+		}
+		k := kind{sign[c.GetAction()], c.GetEntry()}
+		if count[k] == 0 {
+			order = append(order, k)
+		}
+		count[k]++
+	}
+	parts := make([]string, len(order))
+	for i, k := range order {
+		parts[i] = fmt.Sprintf("%s%d %s", k.action, count[k], k.entry)
+	}
+	return strings.Join(parts, ", "), recreated
 }
 
 // configKnown tells whether the configured MTU and MACs are known: in the plan, a computed

@@ -96,3 +96,23 @@ func TestInputFromTheModel(t *testing.T) {
 		t.Error("unknown members reported as known")
 	}
 }
+
+func TestSummarize(t *testing.T) {
+	line, recreated := summarize([]*pb.Change{
+		{Action: pb.Change_ADD, Entry: "link"}, {Action: pb.Change_ADD, Entry: "addr"},
+		{Action: pb.Change_ADD, Entry: "neigh"}, {Action: pb.Change_ADD, Entry: "neigh"},
+		{Action: pb.Change_UPDATE, Entry: "fdb"}, {Action: pb.Change_DELETE, Entry: "route"},
+	})
+	check(t, "summary", line, "+1 link, +1 addr, +2 neigh, ~1 fdb, -1 route")
+	if !recreated {
+		t.Error("an added link means the device is (re)created")
+	}
+	line, recreated = summarize([]*pb.Change{{Action: pb.Change_UPDATE, Entry: "link", Detail: "mtu 1450 -> 1400"}})
+	check(t, "summary", line, "~1 link")
+	if recreated {
+		t.Error("an MTU update does not recreate the device")
+	}
+	if line, _ := summarize(nil); line != "" {
+		t.Errorf("no changes: %q", line)
+	}
+}
