@@ -7,7 +7,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -51,15 +53,24 @@ type VxlanTunnelResource struct {
 }
 
 type vxlanTunnelModel struct {
-	ID       types.String `tfsdk:"id"`
-	Name     types.String `tfsdk:"name"`
-	VNI      types.Int64  `tfsdk:"vni"`
-	Port     types.Int64  `tfsdk:"port"`
-	MTU      types.Int64  `tfsdk:"mtu"`
-	Learning types.Bool   `tfsdk:"learning"`
-	Members  types.Map    `tfsdk:"members"`
-	Routes   types.Map    `tfsdk:"routes"`
+	ID       types.String   `tfsdk:"id"`
+	Name     types.String   `tfsdk:"name"`
+	VNI      types.Int64    `tfsdk:"vni"`
+	Port     types.Int64    `tfsdk:"port"`
+	MTU      types.Int64    `tfsdk:"mtu"`
+	Learning types.Bool     `tfsdk:"learning"`
+	Members  types.Map      `tfsdk:"members"`
+	Routes   types.Map      `tfsdk:"routes"`
+	Timeouts timeouts.Value `tfsdk:"timeouts"`
 }
+
+// Default time limits of a whole operation across all members (each call to one agent is
+// also bounded by the provider's timeout).
+const (
+	defaultCreateTimeout = 10 * time.Minute
+	defaultUpdateTimeout = 10 * time.Minute
+	defaultDeleteTimeout = 10 * time.Minute
+)
 
 type memberModel struct {
 	Underlay  types.String `tfsdk:"underlay"`
@@ -167,6 +178,9 @@ func vxlanTunnelSchema() schema.Schema {
 					"on":  schema.SetAttribute{Optional: true, ElementType: types.StringType, MarkdownDescription: "Members that get the route. Default: every member outside `via`'s cluster, or every other member when all are in one cluster."},
 				}},
 			},
+		},
+		Blocks: map[string]schema.Block{
+			"timeouts": timeouts.Block(context.Background(), timeouts.Opts{Create: true, Update: true, Delete: true}),
 		},
 	}
 }
@@ -370,6 +384,10 @@ func (r *VxlanTunnelResource) plan(ctx context.Context, in mesh.Input, prior map
 		return nil, nil
 	}
 	infos, errs := r.infos(ctx, keys)
+	if len(errs) > 0 && ctx.Err() != nil {
+		diags.AddError("Time limit reached", fmt.Sprintf("The operation ran out of time before the agents answered (%v). Raise the resource's timeouts block or the provider's timeout.", ctx.Err()))
+		return nil, nil
+	}
 	stale = map[string]bool{}
 	for _, e := range errs {
 		if pm, ok := prior[e.Node]; ok && e.Unreachable() && pm.LocalIP.ValueString() != "" && pm.MTU.ValueInt64() > 0 {
@@ -645,6 +663,10 @@ func (r *VxlanTunnelResource) Create(ctx context.Context, req resource.CreateReq
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	limit, d := m.Timeouts.Create(ctx, defaultCreateTimeout)
+	resp.Diagnostics.Append(d...)
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	in, _, d := input(ctx, &m)
 	resp.Diagnostics.Append(d...)
 	p, _ := r.plan(ctx, in, nil, &resp.Diagnostics)
@@ -659,7 +681,10 @@ func (r *VxlanTunnelResource) Create(ctx context.Context, req resource.CreateReq
 			done = append(done, k)
 		}
 		sort.Strings(done)
-		rbErrs := r.deleteOn(ctx, in.Name, done)
+		// The rollback gets time of its own: the create may have failed by running out of it.
+		rbCtx, rbCancel := context.WithTimeout(context.WithoutCancel(ctx), r.fleet.Timeout())
+		defer rbCancel()
+		rbErrs := r.deleteOn(rbCtx, in.Name, done)
 		msg := fmt.Sprintf("Creating %s failed on %d of %d nodes:\n%s", in.Name, len(errs), len(p.Members), fleet.Join(errs))
 		if len(done) > 0 {
 			msg += fmt.Sprintf("\n\nRolled back the nodes that had applied it: %s.", strings.Join(done, ", "))
@@ -754,6 +779,10 @@ func (r *VxlanTunnelResource) Update(ctx context.Context, req resource.UpdateReq
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	limit, d := m.Timeouts.Update(ctx, defaultUpdateTimeout)
+	resp.Diagnostics.Append(d...)
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	in, _, d := input(ctx, &m)
 	resp.Diagnostics.Append(d...)
 	p, _ := r.plan(ctx, in, nil, &resp.Diagnostics)
@@ -775,8 +804,11 @@ func (r *VxlanTunnelResource) Update(ctx context.Context, req resource.UpdateReq
 	}
 	if len(errs) > 0 {
 		// Record exactly what the nodes have now: the state must not claim what is not there.
+		// (With time of its own: the update may have failed by running out of it.)
+		rdCtx, rdCancel := context.WithTimeout(context.WithoutCancel(ctx), r.fleet.Timeout())
+		defer rdCancel()
 		keys := append(sortedKeys(p.Members), removed...)
-		observed, _, gerrs := r.getAll(ctx, in.Name, keys)
+		observed, _, gerrs := r.getAll(rdCtx, in.Name, keys)
 		keep := map[string]bool{}
 		for _, e := range gerrs {
 			keep[e.Node] = true
@@ -805,6 +837,10 @@ func (r *VxlanTunnelResource) Delete(ctx context.Context, req resource.DeleteReq
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	limit, d := m.Timeouts.Delete(ctx, defaultDeleteTimeout)
+	resp.Diagnostics.Append(d...)
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	members, d := membersOf(ctx, m.Members)
 	resp.Diagnostics.Append(d...)
 	if errs := r.deleteOn(ctx, m.Name.ValueString(), sortedKeys(members)); len(errs) > 0 {
@@ -887,6 +923,8 @@ func (r *VxlanTunnelResource) ImportState(ctx context.Context, req resource.Impo
 	mv, d := membersValue(members)
 	resp.Diagnostics.Append(d...)
 	m.Members = mv
+	m.Timeouts = timeouts.Value{Object: types.ObjectNull(map[string]attr.Type{
+		"create": types.StringType, "update": types.StringType, "delete": types.StringType})}
 	m.Routes = types.MapNull(routeType)
 	if len(in.Routes) > 0 {
 		routes := map[string]attr.Value{}

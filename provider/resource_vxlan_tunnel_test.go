@@ -588,7 +588,13 @@ resource "nodenet_vxlan_tunnel" "t" {
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{
 			{
+				// A create that runs out of its time limit changes nothing.
+				Config:      strings.Replace(config, "vni  = 7", "vni  = 7\n  timeouts {\n    create = \"1ns\"\n  }", 1),
+				ExpectError: regexp.MustCompile(`Time limit reached[\s\S]*timeouts block`),
+			},
+			{
 				PreConfig: func() {
+					noDevices()
 					run(t, n3, "ip", "link", "add", "vxlan-test", "type", "vxlan", "id", "9", "dstport", "4789", "dev", "eth0")
 				},
 				Config:      config,
