@@ -93,6 +93,18 @@ func TestAccVxlanTunnel_multicluster(t *testing.T) {
 					resource.TestCheckResourceAttrWith(tunnel, "members."+key(0)+".neighbors", lines(5, "179.17.1.16 lladdr "+seedNodes[2].mac)),
 					resource.TestCheckResourceAttrWith(tunnel, "members."+key(0)+".routes", lines(4, "10.235.88.0/24 via 179.17.1.16")),
 					func(*terraform.State) error {
+						// Pod to pod across clusters without SNAT: the pod behind node 3 sees
+						// the address of the pod behind node 1.
+						src, err := sourceSeenBy(n1, host(t, l, seedNodes[2].node))
+						if err != nil {
+							return err
+						}
+						if src != seedNodes[0].pod {
+							return fmt.Errorf("the pod behind node 3 sees source %s, want the pod behind node 1 (%s): traffic was NATed", src, seedNodes[0].pod)
+						}
+						return nil
+					},
+					func(*terraform.State) error {
 						// What `ip` shows is what the operator typed by hand in the seed.
 						link := run(t, n1, "ip", "-d", "link", "show", "vxlan-test")
 						for _, want := range []string{"vxlan id 10001", "local 192.168.0.21", "dev eth0", "dstport 4899", "nolearning", "mtu 1450", "link/ether c2:6a:9b:e5:39:8d", "alias nodenet:vxlan_tunnel/vxlan-test"} {
