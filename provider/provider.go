@@ -205,5 +205,5 @@ func (p *NodenetProvider) Resources(_ context.Context) []func() resource.Resourc
 }
 
 func (p *NodenetProvider) DataSources(_ context.Context) []func() datasource.DataSource {
-	return nil
+	return []func() datasource.DataSource{NewNodesDataSource}
 }
