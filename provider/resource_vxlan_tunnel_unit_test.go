@@ -28,9 +28,9 @@ func TestObserveFillsMembersFromTheKernel(t *testing.T) {
 		check(t, "mac", got.MAC.ValueString(), "c2:6a:9b:e5:39:8d")
 		check(t, "local_ip", got.LocalIP.ValueString(), "192.168.0.21")
 		check(t, "oper_state", got.OperState.ValueString(), "up")
-		check(t, "fdb", got.FDB.ValueString(), "36:f9:67:c0:70:1c dst 192.168.0.16\n7a:3a:fe:45:a3:76 dst 192.168.0.31\n")
-		check(t, "neighbors", got.Neighbors.ValueString(), "179.17.1.16 lladdr 36:f9:67:c0:70:1c\n")
-		check(t, "routes", got.Routes.ValueString(), "10.235.88.0/24 via 179.17.1.16\n")
+		check(t, "fdb", got.FDB.ValueString(), "36:f9:67:c0:70:1c dst 192.168.0.16\n7a:3a:fe:45:a3:76 dst 192.168.0.31")
+		check(t, "neighbors", got.Neighbors.ValueString(), "179.17.1.16 lladdr 36:f9:67:c0:70:1c")
+		check(t, "routes", got.Routes.ValueString(), "10.235.88.0/24 via 179.17.1.16")
 		if got.Ifindex.ValueInt64() != 7 || got.MTU.ValueInt64() != 1450 {
 			t.Errorf("ifindex %v mtu %v", got.Ifindex, got.MTU)
 		}
