@@ -13,8 +13,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/nodenet/terraform-provider-nodenet/provider/fleet"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
+	"github.com/nodenet/terraform-provider-nodenet/provider/fleet"
 )
 
 var (
@@ -204,7 +204,7 @@ func nodeValue(n fleet.Node, ni *pb.NodeInfo, objects []string, failure string) 
 		"cluster": types.StringValue(n.Cluster), "name": types.StringValue(n.Name), "agent": types.StringValue(n.Agent),
 		"reachable": types.BoolValue(failure == ""), "error": types.StringValue(failure),
 		"agent_version": types.StringValue(ni.GetAgentVersion()), "capabilities": stringsValue(ni.GetCapabilities()),
-		"kernel_release": types.StringValue(ni.GetKernelRelease()),
+		"kernel_release":  types.StringValue(ni.GetKernelRelease()),
 		"kernel_features": types.MapValueMust(types.BoolType, features),
 		"boot_id":         types.StringValue(ni.GetBootId()),
 		"interfaces":      types.MapValueMust(interfaceType, itfs),
