@@ -464,18 +464,8 @@ func viaAgents(b *testing.B, l *lab.Lab, nodes []*node) (total, info, build, app
 	start := time.Now()
 	f := newFleet(b, l, nodes)
 	defer f.Close()
-	var mu sync.Mutex
-	infos := map[string]*pb.NodeInfo{}
-	if errs := f.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
-		ni, err := c.Info(ctx, &pb.InfoRequest{})
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		infos[key] = ni
-		mu.Unlock()
-		return nil
-	}); len(errs) > 0 {
+	infos, errs := f.Infos(ctx, keys)
+	if len(errs) > 0 {
 		b.Fatalf("(d) Info: %s", fleet.Join(errs))
 	}
 	t1 := time.Now()

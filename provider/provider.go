@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
@@ -189,6 +190,19 @@ func agentAddress(s string) (string, error) {
 		return "", fmt.Errorf("%q: port %q is not 1 to 65535", s, port)
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// fleetFrom is the fleet the provider's Configure handed to resources and data sources; nil
+// before the provider is configured (validation runs before that).
+func fleetFrom(providerData any, diags *diag.Diagnostics) *fleet.Fleet {
+	if providerData == nil {
+		return nil
+	}
+	f, ok := providerData.(*fleet.Fleet)
+	if !ok {
+		diags.AddError("Unexpected provider data", fmt.Sprintf("expected *fleet.Fleet, got %T", providerData))
+	}
+	return f
 }
 
 func containsSlash(s string) bool {

@@ -186,15 +186,7 @@ func vxlanTunnelSchema() schema.Schema {
 }
 
 func (r *VxlanTunnelResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	f, ok := req.ProviderData.(*fleet.Fleet)
-	if !ok {
-		resp.Diagnostics.AddError("Unexpected provider data", fmt.Sprintf("expected *fleet.Fleet, got %T", req.ProviderData))
-		return
-	}
-	r.fleet = f
+	r.fleet = fleetFrom(req.ProviderData, &resp.Diagnostics)
 }
 
 // --- model <-> plan input -------------------------------------------------------------
@@ -343,23 +335,6 @@ func observe(mm memberModel, name string, want mesh.Input, t *pb.VxlanTunnel) me
 
 func objectID(name string) string { return pb.ObjectID(pb.KindVxlanTunnel, name) }
 
-// infos asks every member's agent for its NodeInfo.
-func (r *VxlanTunnelResource) infos(ctx context.Context, keys []string) (map[string]*pb.NodeInfo, []*fleet.NodeError) {
-	var mu sync.Mutex
-	out := map[string]*pb.NodeInfo{}
-	errs := r.fleet.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
-		ni, err := c.Info(ctx, &pb.InfoRequest{})
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		out[key] = ni
-		mu.Unlock()
-		return nil
-	})
-	return out, errs
-}
-
 // plan resolves the members on their nodes and plans every member's share. With prior
 // (at plan time), a member whose agent does not answer is planned from its last known state
 // with a warning, and returned in stale; without prior, that is an error (apply needs it).
@@ -380,7 +355,7 @@ func (r *VxlanTunnelResource) plan(ctx context.Context, in mesh.Input, prior map
 	if diags.HasError() {
 		return nil, nil
 	}
-	infos, errs := r.infos(ctx, keys)
+	infos, errs := r.fleet.Infos(ctx, keys)
 	if len(errs) > 0 && ctx.Err() != nil {
 		diags.AddError("Time limit reached", fmt.Sprintf("The operation ran out of time before the agents answered (%v). Raise the resource's timeouts block or the provider's timeout.", ctx.Err()))
 		return nil, nil

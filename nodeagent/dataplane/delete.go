@@ -12,18 +12,11 @@ import (
 // addresses, FDB and neighbour entries and routes with it. A missing device is no change;
 // a device someone else owns is a conflict and is left alone.
 func (d *Dataplane) DeleteVxlan(id, name string, dryRun bool) ([]*pb.Change, error) {
-	if err := checkID(id, ""); err != nil {
-		return nil, err
-	}
-	if err := pb.ValidateIfName("name", name); err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	l, err := d.linkByName(name)
+	unlock, l, err := d.lockedLink(id, name)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if l == nil {
 		return []*pb.Change{}, nil
 	}
@@ -43,18 +36,11 @@ func (d *Dataplane) DeleteVxlan(id, name string, dryRun bool) ([]*pb.Change, err
 // AdoptVxlan takes the vxlan device name, made by hand, under management as the object id
 // by setting its ifalias (not with dryRun), and returns what it reads back.
 func (d *Dataplane) AdoptVxlan(id, name string, dryRun bool) (*pb.VxlanTunnel, error) {
-	if err := checkID(id, ""); err != nil {
-		return nil, err
-	}
-	if err := pb.ValidateIfName("name", name); err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	l, err := d.linkByName(name)
+	unlock, l, err := d.lockedLink(id, name)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if l == nil {
 		return nil, &NotFoundError{Msg: fmt.Sprintf("no device %s on this node", name)}
 	}
@@ -72,4 +58,22 @@ func (d *Dataplane) AdoptVxlan(id, name string, dryRun bool) (*pb.VxlanTunnel, e
 		}
 	}
 	return d.observe(name, nil)
+}
+
+// lockedLink checks the object id and device name, takes the dataplane's lock and looks the
+// link up (nil when absent). The caller runs unlock when done.
+func (d *Dataplane) lockedLink(id, name string) (unlock func(), l netlink.Link, err error) {
+	if err := checkID(id, ""); err != nil {
+		return nil, nil, err
+	}
+	if err := pb.ValidateIfName("name", name); err != nil {
+		return nil, nil, err
+	}
+	d.mu.Lock()
+	l, err = d.linkByName(name)
+	if err != nil {
+		d.mu.Unlock()
+		return nil, nil, err
+	}
+	return d.mu.Unlock, l, nil
 }

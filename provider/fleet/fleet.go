@@ -232,6 +232,24 @@ func (f *Fleet) Each(ctx context.Context, keys []string, fn func(ctx context.Con
 	return errs
 }
 
+// Infos asks every node's agent for its NodeInfo (identity, capabilities, interfaces,
+// kernel features).
+func (f *Fleet) Infos(ctx context.Context, keys []string) (map[string]*pb.NodeInfo, []*NodeError) {
+	var mu sync.Mutex
+	out := map[string]*pb.NodeInfo{}
+	errs := f.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
+		ni, err := c.Info(ctx, &pb.InfoRequest{})
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		out[key] = ni
+		mu.Unlock()
+		return nil
+	})
+	return out, errs
+}
+
 // Join renders node errors one per line.
 func Join(errs []*NodeError) string {
 	var b strings.Builder
