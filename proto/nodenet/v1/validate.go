@@ -105,6 +105,20 @@ func ValidatePort(field string, port int64) error {
 	return nil
 }
 
+// ValidateASN checks a BGP autonomous system number: 1 to 4294967294, but not the values
+// RFC 6793 and RFC 7300 reserve (23456 AS_TRANS, 65535, 4294967295).
+func ValidateASN(field string, asn int64) error {
+	switch {
+	case asn < 1 || asn > 4294967295:
+		return fieldErr(field, "ASN %d is out of range; allowed 1 to 4294967294 (private: 64512 to 65534 and 4200000000 to 4294967294)", asn)
+	case asn == 23456:
+		return fieldErr(field, "ASN 23456 is AS_TRANS (RFC 6793), reserved for 2-byte speakers; choose another")
+	case asn == 65535 || asn == 4294967295:
+		return fieldErr(field, "ASN %d is reserved (RFC 7300); choose another", asn)
+	}
+	return nil
+}
+
 // ValidateMTU checks the range every link MTU must be in; the upper bound a vxlan device
 // may have depends on its underlay and is checked against the node.
 func ValidateMTU(field string, mtu int64) error {

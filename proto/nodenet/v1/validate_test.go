@@ -117,3 +117,18 @@ func TestValidateObject(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateASN(t *testing.T) {
+	for _, ok := range []int64{1, 63400, 64512, 65534, 4200000000, 4294967294} {
+		if err := ValidateASN("asn", ok); err != nil {
+			t.Errorf("%d: %v", ok, err)
+		}
+	}
+	for asn, want := range map[int64]string{0: "out of range", 4294967296: "out of range", -1: "out of range",
+		23456: "AS_TRANS", 65535: "reserved", 4294967295: "reserved"} {
+		err := ValidateASN("asn", asn)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "asn: ") {
+			t.Errorf("%d: got %v, want an error naming asn with %q", asn, err, want)
+		}
+	}
+}
