@@ -1,13 +1,14 @@
-// Package dataplane is nodenet-agent's netlink layer: it reads and changes the kernel
-// objects (links, addresses, FDB and neighbour entries, routes) of one network namespace.
+// Package dataplane is nodenet-agent's netlink layer for one network namespace: handles to
+// read and change links, addresses, FDB and neighbour entries and routes, the keys that name
+// kernel entries for ownership, a runner of undoable steps, the scan of what carries
+// nodenet's marks, and the kernel feature probe. It knows no kind of object: the kinds
+// (nodeagent/kinds/...) build on it.
 package dataplane
 
 import (
 	"errors"
 	"fmt"
-	"net"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,38 +25,41 @@ const RouteProtocol netlink.RouteProtocol = 147
 // socketTimeout bounds every netlink request so a wedged kernel call cannot hang the agent.
 const socketTimeout = 30 * time.Second
 
-// ConflictError is a kernel object in the way that nodenet does not own (gRPC FailedPrecondition).
-type ConflictError struct{ Msg string }
+// maxIdle is how many netlink handles the pool keeps between requests.
+const maxIdle = 8
 
-func (e *ConflictError) Error() string { return e.Msg }
-
-// NotFoundError is a missing kernel object the request needs (gRPC NotFound).
-type NotFoundError struct{ Msg string }
-
-func (e *NotFoundError) Error() string { return e.Msg }
-
-// Dataplane does all netlink work of one network namespace. It is safe for concurrent use:
-// requests are serialized, since a netlink.Handle's sockets are not.
+// Dataplane hands out netlink handles of one network namespace. A handle's sockets are not
+// safe for concurrent use, so every operation borrows its own: operations on independent
+// objects run at once, and the server's per-object locks are what serialises one object.
 type Dataplane struct {
-	mu sync.Mutex
-	h  *netlink.Handle
+	nsPath string
 
-	// beforeStep, when set (by tests), runs before each step of ApplyVxlan; an error fails
-	// the step as if the kernel had refused it.
-	beforeStep func(c *pb.Change) error
+	mu     sync.Mutex
+	idle   []*netlink.Handle
+	closed bool
 }
 
-// Open returns a Dataplane for the network namespace at netnsPath (e.g. /run/netns/foo), or
-// for the current one when netnsPath is "".
-func Open(netnsPath string) (*Dataplane, error) {
+// Open returns a Dataplane for the network namespace at nsPath (e.g. /run/netns/foo), or for
+// the current one when nsPath is "". It opens one handle to check that the namespace is there.
+func Open(nsPath string) (*Dataplane, error) {
+	d := &Dataplane{nsPath: nsPath}
+	h, err := d.newHandle()
+	if err != nil {
+		return nil, err
+	}
+	d.idle = append(d.idle, h)
+	return d, nil
+}
+
+func (d *Dataplane) newHandle() (*netlink.Handle, error) {
 	var h *netlink.Handle
 	var err error
-	if netnsPath == "" {
+	if d.nsPath == "" {
 		h, err = netlink.NewHandle()
 	} else {
-		ns, nerr := netns.GetFromPath(netnsPath)
+		ns, nerr := netns.GetFromPath(d.nsPath)
 		if nerr != nil {
-			return nil, fmt.Errorf("open network namespace %s: %w", netnsPath, nerr)
+			return nil, fmt.Errorf("open network namespace %s: %w", d.nsPath, nerr)
 		}
 		h, err = netlink.NewHandleAt(ns)
 		ns.Close() // the handle's sockets keep the namespace
@@ -67,31 +71,74 @@ func Open(netnsPath string) (*Dataplane, error) {
 		h.Close()
 		return nil, fmt.Errorf("netlink socket timeout: %w", err)
 	}
-	return &Dataplane{h: h}, nil
+	return h, nil
 }
 
-// Close releases the netlink sockets.
+// Handle is a borrowed netlink handle; Release gives it back.
+type Handle struct {
+	*netlink.Handle
+	d *Dataplane
+}
+
+// Handle borrows a netlink handle for one operation.
+func (d *Dataplane) Handle() (*Handle, error) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, errors.New("dataplane is closed")
+	}
+	if n := len(d.idle); n > 0 {
+		h := d.idle[n-1]
+		d.idle = d.idle[:n-1]
+		d.mu.Unlock()
+		return &Handle{Handle: h, d: d}, nil
+	}
+	d.mu.Unlock()
+	h, err := d.newHandle()
+	if err != nil {
+		return nil, err
+	}
+	return &Handle{Handle: h, d: d}, nil
+}
+
+// Release returns the handle to the pool (or closes it when the pool is full or closed).
+func (h *Handle) Release() {
+	d := h.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || len(d.idle) >= maxIdle {
+		h.Handle.Close()
+		return
+	}
+	d.idle = append(d.idle, h.Handle)
+}
+
+// Close releases the netlink sockets; kernel state stays as it is.
 func (d *Dataplane) Close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.h != nil {
-		d.h.Close()
-		d.h = nil
+	d.closed = true
+	for _, h := range d.idle {
+		h.Close()
 	}
+	d.idle = nil
 }
 
 // Interfaces lists every link of the namespace.
 func (d *Dataplane) Interfaces() ([]*pb.Interface, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	links, err := retry(d.h.LinkList)
+	h, err := d.Handle()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Release()
+	links, err := Retry(h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
 	out := make([]*pb.Interface, 0, len(links))
 	for _, l := range links {
 		a := l.Attrs()
-		addrs, err := d.ipv4Addrs(l)
+		addrs, err := h.IPv4Addrs(l)
 		if err != nil {
 			return nil, fmt.Errorf("list addresses of %s: %w", a.Name, err)
 		}
@@ -99,10 +146,10 @@ func (d *Dataplane) Interfaces() ([]*pb.Interface, error) {
 			Name:      a.Name,
 			Index:     int32(a.Index),
 			Mtu:       uint32(a.MTU),
-			Mac:       macString(a.HardwareAddr),
-			OperState: operState(a),
+			Mac:       MACString(a.HardwareAddr),
+			OperState: OperState(a),
 			Kind:      l.Type(),
-			Owner:     owner(a.Alias),
+			Owner:     Owner(a.Alias),
 		}
 		for _, ad := range addrs {
 			ifc.Addresses = append(ifc.Addresses, ad.IPNet.String())
@@ -113,8 +160,8 @@ func (d *Dataplane) Interfaces() ([]*pb.Interface, error) {
 	return out, nil
 }
 
-// retry runs a netlink dump again while the kernel reports it was interrupted by a change.
-func retry[T any](f func() (T, error)) (T, error) {
+// Retry runs a netlink dump again while the kernel reports it was interrupted by a change.
+func Retry[T any](f func() (T, error)) (T, error) {
 	var v T
 	var err error
 	for i := 0; i < 5; i++ {
@@ -126,42 +173,8 @@ func retry[T any](f func() (T, error)) (T, error) {
 	return v, err
 }
 
-// ipv4Addrs returns the IPv4 addresses of a link, primaries first.
-func (d *Dataplane) ipv4Addrs(l netlink.Link) ([]netlink.Addr, error) {
-	addrs, err := retry(func() ([]netlink.Addr, error) { return d.h.AddrList(l, netlink.FAMILY_V4) })
-	if err != nil {
-		return nil, err
-	}
-	sort.SliceStable(addrs, func(i, j int) bool {
-		return addrs[i].Flags&unix.IFA_F_SECONDARY == 0 && addrs[j].Flags&unix.IFA_F_SECONDARY != 0
-	})
-	return addrs, nil
-}
-
-// operState is "up" when the link is administratively up and its lower layer is not down.
-func operState(a *netlink.LinkAttrs) string {
-	if a.Flags&net.FlagUp != 0 && a.OperState != netlink.OperDown && a.OperState != netlink.OperLowerLayerDown {
-		return "up"
-	}
-	return "down"
-}
-
-// owner is the ifalias when it marks a nodenet owner, else "".
-func owner(alias string) string {
-	if strings.HasPrefix(alias, pb.OwnerPrefix) {
-		return alias
-	}
-	return ""
-}
-
-func macString(hw net.HardwareAddr) string {
-	if len(hw) == 0 {
-		return ""
-	}
-	return hw.String()
-}
-
-func isLinkNotFound(err error) bool {
+// IsLinkNotFound tells whether err means there is no such link.
+func IsLinkNotFound(err error) bool {
 	var nf netlink.LinkNotFoundError
 	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nodenet/terraform-provider-nodenet/internal/pki"
 	"github.com/nodenet/terraform-provider-nodenet/internal/tlsconf"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/reconcile"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/store"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
@@ -69,15 +70,26 @@ func fakeProbe() (map[string]bool, string, error) {
 	return map[string]bool{"vxlan": true, "dummy": true}, "6.0.0-test", nil
 }
 
-// newServer returns a Server over dp with a store in a temp dir.
-func newServer(t *testing.T, dp Dataplane, bootID string) (*Server, *store.Store) {
+// newServer returns a Server over the reconcilers with a store in dir ("" = a new temp dir)
+// and a fake kernel.
+func newServer(t *testing.T, dir, bootID string, rs ...reconcile.Reconciler) (*Server, *store.Store) {
 	t.Helper()
-	st, err := store.Open(t.TempDir())
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	st, err := store.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{Cluster: testCluster, Node: testNode, Version: "test", DP: dp, Store: st,
-		BootID: bootID, Logger: testLogger(t), ProbeKernelFeatures: fakeProbe})
+	reg, err := reconcile.NewRegistry(rs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Cluster: testCluster, Node: testNode, Version: "test", Registry: reg, Kernel: &fakeKernel{},
+		Store: st, BootID: bootID, Logger: testLogger(t), ProbeKernelFeatures: fakeProbe})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return s, st
 }
 

@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/vxlan"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/reconcile"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/store"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
@@ -28,10 +30,21 @@ type AgentConfig struct {
 	Enforce   bool
 	// GracefulTimeout bounds the graceful stop; 0 means 10 s.
 	GracefulTimeout time.Duration
+	// AfterIntent is a test hook (see Config.AfterIntent).
+	AfterIntent func(id string)
 }
 
-// Run opens the dataplane and the store, replays the stored state if the node rebooted,
-// and serves on ln until ctx ends. Then it stops gracefully and leaves the kernel as it is.
+// Kinds returns the reconcilers of every kind this agent manages, over one dataplane. Adding
+// a kind is a package under nodeagent/kinds and one line here.
+func Kinds(dp *dataplane.Dataplane) (*reconcile.Registry, error) {
+	return reconcile.NewRegistry(
+		vxlan.New(dp),
+	)
+}
+
+// Run opens the dataplane and the store, starts from the stored state (replaying it if the
+// node rebooted), and serves on ln until ctx ends. Then it stops gracefully and leaves the
+// kernel as it is.
 func Run(ctx context.Context, cfg AgentConfig, ln net.Listener) error {
 	log := cfg.Logger
 	if log == nil {
@@ -49,18 +62,27 @@ func Run(ctx context.Context, cfg AgentConfig, ln net.Listener) error {
 		return err
 	}
 	defer dp.Close() // closes netlink sockets only; kernel state stays
-	srv := New(Config{
-		Cluster: cfg.Cluster, Node: cfg.Node, Version: cfg.Version,
-		DP: dp, Store: st, BootID: cfg.BootID, Logger: log, Enforce: cfg.Enforce,
+	reg, err := Kinds(dp)
+	if err != nil {
+		return err
+	}
+	srv, err := New(Config{
+		Cluster: cfg.Cluster, Node: cfg.Node, Version: cfg.Version, Registry: reg, Kernel: dp,
+		Store: st, BootID: cfg.BootID, Logger: log, Enforce: cfg.Enforce,
+		ProbeKernelFeatures: dataplane.ProbeKernelFeatures, AfterIntent: cfg.AfterIntent,
 	})
-	if err := srv.Replay(ctx); err != nil {
-		// Keep serving: the provider sees the drift and the error is in the log.
-		log.Error("replaying the stored state failed", "err", err)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		// Keep serving: the problems are in Info and the log, and the provider sees the drift.
+		log.Error("starting from the stored state failed", "err", err)
 	}
 	gs := grpc.NewServer(grpc.Creds(cfg.Creds), grpc.UnaryInterceptor(UnaryInterceptor(log)))
 	pb.RegisterNodeAgentServer(gs, srv)
 	log.Info("nodenet-agent serving", "cluster", cfg.Cluster, "node", cfg.Node, "version", cfg.Version,
-		"addr", ln.Addr().String(), "netns", cfg.NetnsPath, "state_dir", cfg.StateDir, "boot_id", cfg.BootID)
+		"addr", ln.Addr().String(), "netns", cfg.NetnsPath, "state_dir", cfg.StateDir, "boot_id", cfg.BootID,
+		"kinds", reg.Kinds())
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(ln) }()
 	select {
@@ -77,5 +99,7 @@ func Run(ctx context.Context, cfg AgentConfig, ln net.Listener) error {
 		log.Warn("graceful stop timed out; closing connections", "timeout", cfg.GracefulTimeout)
 		gs.Stop()
 	}
-	return nil
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.GracefulTimeout)
+	defer cancel()
+	return srv.Stop(stopCtx)
 }

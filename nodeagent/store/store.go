@@ -1,7 +1,14 @@
-// Package store keeps nodenet-agent's desired state on disk: one file per managed object
-// (objects/<kind>__<name>.json) and the boot id at which the node last had that state
-// applied (boot_id). Every write is atomic: a temporary file in the same directory is
-// written, fsynced and renamed over the target, and the directory is fsynced.
+// Package store keeps nodenet-agent's desired state on disk, under --state-dir:
+//
+//	format                  the store's format version ("2")
+//	objects/<id>.json       one record per managed object; the id escaped (see fileName)
+//
+// A record holds the object's desired spec with its owner, the kernel entries it owns, the
+// boot at which the kernel last got its entries, and, while an operation is under way, that
+// operation's intent: it is written before the kernel is touched, so a crash leaves a record
+// of what the node may hold. Every write is atomic: a temporary file in the same directory
+// is written, fsynced and renamed over the target, and the directory is fsynced; temporary
+// files of writes that a crash interrupted are removed when the store is opened.
 package store
 
 import (
@@ -11,58 +18,103 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/nodenet/terraform-provider-nodenet/internal/atomicfile"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/nodenet/terraform-provider-nodenet/internal/atomicfile"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
+
+// Format is the store format this agent writes; it reads formats 1 to Format.
+const Format = 2
 
 // ErrNotFound is returned by Get and Delete for an id the store does not hold.
 var ErrNotFound = errors.New("object not in the state store")
 
 // Record is one managed object.
 type Record struct {
-	// Object is the desired spec, as last applied.
+	// Object is the desired spec, with its owner, as last requested.
 	Object *pb.Object
-	// Owned is the observed object read back after the last apply: the kernel entries the
-	// object owns.
-	Owned *pb.Object
+	// Owned are the kernel entries (dataplane keys) the object owns. Nil in a record of
+	// format 1; the server fills it from the kind's claims.
+	Owned []string
+	// BootID is the boot at which the kernel last got the object's entries (an apply or a
+	// replay); a record of another boot is replayed at start.
+	BootID string
 	// AppliedAt is when the object was last applied.
 	AppliedAt time.Time
+	// Pending is set while an operation on the object is under way; a crash leaves it set.
+	Pending *Pending
+	// Marks are what an adoption overwrote (a link's previous ifalias, by entry key), for
+	// giving it back when an import is undone.
+	Marks map[string]string
+}
+
+// Pending is an operation's intent, recorded before the kernel is touched.
+type Pending struct {
+	// Op is "apply", "delete" or "adopt".
+	Op string `json:"op"`
+	// Claims are the entries the operation may create besides those the object owned.
+	Claims []string `json:"claims,omitempty"`
+	// Started is when the operation began.
+	Started time.Time `json:"started"`
 }
 
 // ID is the record's object id.
 func (r *Record) ID() string { return r.Object.GetId() }
 
+// Entries are what the object owns or may hold: its owned entries and a pending operation's
+// claims.
+func (r *Record) Entries() []string {
+	if r.Pending == nil {
+		return r.Owned
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, k := range append(append([]string(nil), r.Owned...), r.Pending.Claims...) {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // fileRecord is the on-disk form of a Record: protojson objects inside a JSON envelope.
 type fileRecord struct {
-	Version   int             `json:"version"`
-	ID        string          `json:"id"`
-	Object    json.RawMessage `json:"object"`
-	Owned     json.RawMessage `json:"owned,omitempty"`
-	AppliedAt time.Time       `json:"applied_at"`
+	Version   int               `json:"version"`
+	ID        string            `json:"id"`
+	Object    json.RawMessage   `json:"object"`
+	Owned     json.RawMessage   `json:"owned,omitempty"` // format 1: an observed object; 2: keys
+	BootID    string            `json:"boot_id,omitempty"`
+	AppliedAt time.Time         `json:"applied_at"`
+	Pending   *Pending          `json:"pending,omitempty"`
+	Marks     map[string]string `json:"marks,omitempty"`
 }
 
 const (
 	objectsDir = "objects"
-	bootIDFile = "boot_id"
+	formatFile = "format"
 	suffix     = ".json"
-	sep        = "__"
 )
 
 // Store is the desired state in one directory. It is safe for concurrent use; callers
 // serialise operations on one object themselves.
 type Store struct {
-	dir string
-	mu  sync.Mutex // guards bootID
+	dir     string
+	cleaned []string
+
+	// FailWrite, when set (by tests), is called before every write of a record; an error
+	// fails the write as if the disk had refused it.
+	FailWrite func(rec *Record) error
 }
 
-// Open opens (creating if needed) the state directory dir.
+// Open opens (creating if needed) the state directory dir. It refuses a directory written
+// in a newer format, moves records of format 1 to this format, and removes the temporary
+// files of writes a crash interrupted.
 func Open(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("store: a state directory is required")
@@ -70,18 +122,87 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, objectsDir), 0o700); err != nil {
 		return nil, fmt.Errorf("store: state dir %s: %w", dir, err)
 	}
-	return &Store{dir: dir}, nil
+	s := &Store{dir: dir}
+	format, err := s.readFormat()
+	if err != nil {
+		return nil, err
+	}
+	if s.cleaned, err = cleanTemp(dir, filepath.Join(dir, objectsDir)); err != nil {
+		return nil, err
+	}
+	if format < Format {
+		if err := s.migrate(); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.Write(filepath.Join(dir, formatFile), []byte(strconv.Itoa(Format)+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	return s, nil
 }
+
+// readFormat is the directory's format: 1 for a directory of the first agents (no format
+// file but objects or a boot_id file), Format for a new one.
+func (s *Store) readFormat() (int, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, formatFile))
+	if errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(s.dir, "boot_id")); err == nil {
+			return 1, nil
+		}
+		ents, _ := os.ReadDir(filepath.Join(s.dir, objectsDir))
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), suffix) {
+				return 1, nil
+			}
+		}
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("store: %s holds %q, not a format number; fix or remove it", filepath.Join(s.dir, formatFile), strings.TrimSpace(string(b)))
+	}
+	if n > Format {
+		return 0, newerFormat(s.dir, n)
+	}
+	return n, nil
+}
+
+func newerFormat(dir string, n int) error {
+	return fmt.Errorf("store: state dir %s is of format %d, written by a newer nodenet-agent; this agent reads formats 1 to %d. "+
+		"Run the newer agent (or a later one), or move the directory away to start empty: the agent then manages nothing on this node until the next terraform apply",
+		dir, n, Format)
+}
+
+// Cleaned lists the temporary files of interrupted writes that Open removed.
+func (s *Store) Cleaned() []string { return s.cleaned }
 
 // Dir is the state directory.
 func (s *Store) Dir() string { return s.dir }
 
+// fileName is the record file of an id: every byte but letters, digits, '.', '_' and '-'
+// escaped as %XX ('/' included), so ids whose names are CIDRs or contain path characters
+// map to one file each, inside objects/.
+func fileName(id string) string {
+	var b strings.Builder
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' && i > 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String() + suffix
+}
+
 func (s *Store) path(id string) (string, error) {
-	kind, name, err := pb.SplitObjectID(id)
-	if err != nil {
+	if _, _, err := pb.SplitObjectID(id); err != nil {
 		return "", fmt.Errorf("store: %w", err)
 	}
-	return filepath.Join(s.dir, objectsDir, kind+sep+name+suffix), nil
+	return filepath.Join(s.dir, objectsDir, fileName(id)), nil
 }
 
 // Put writes the record of rec.Object's id, replacing any previous one.
@@ -89,18 +210,21 @@ func (s *Store) Put(rec *Record) error {
 	if rec == nil || rec.Object == nil {
 		return errors.New("store: record without an object")
 	}
-	p, err := s.path(rec.Object.GetId())
+	p, err := s.path(rec.ID())
 	if err != nil {
 		return err
 	}
-	fr := fileRecord{Version: 1, ID: rec.Object.GetId(), AppliedAt: rec.AppliedAt.UTC()}
+	if s.FailWrite != nil {
+		if err := s.FailWrite(rec); err != nil {
+			return fmt.Errorf("store: write %s: %w", p, err)
+		}
+	}
+	fr := fileRecord{Version: Format, ID: rec.ID(), BootID: rec.BootID, AppliedAt: rec.AppliedAt.UTC(), Pending: rec.Pending, Marks: rec.Marks}
 	if fr.Object, err = protojson.Marshal(rec.Object); err != nil {
 		return fmt.Errorf("store: marshal %s: %w", fr.ID, err)
 	}
-	if rec.Owned != nil {
-		if fr.Owned, err = protojson.Marshal(rec.Owned); err != nil {
-			return fmt.Errorf("store: marshal %s: %w", fr.ID, err)
-		}
+	if fr.Owned, err = json.Marshal(rec.Owned); err != nil {
+		return fmt.Errorf("store: marshal %s: %w", fr.ID, err)
 	}
 	data, err := json.MarshalIndent(&fr, "", "  ")
 	if err != nil {
@@ -163,7 +287,7 @@ func (s *Store) List() ([]*Record, error) {
 	for _, e := range ents {
 		n := e.Name()
 		if e.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, suffix) {
-			continue // temporary files of interrupted writes and strays
+			continue
 		}
 		rec, err := readRecord(filepath.Join(dir, n))
 		if err != nil {
@@ -190,16 +314,18 @@ func readRecord(p string) (*Record, error) {
 	if err := json.Unmarshal(data, &fr); err != nil {
 		return nil, corrupt(err)
 	}
+	if fr.Version > Format {
+		return nil, fmt.Errorf("store: %s is of format %d: %w", p, fr.Version, newerFormat(filepath.Dir(filepath.Dir(p)), fr.Version))
+	}
 	if len(fr.Object) == 0 {
 		return nil, corrupt(errors.New("no object"))
 	}
-	rec := &Record{Object: &pb.Object{}, AppliedAt: fr.AppliedAt}
+	rec := &Record{Object: &pb.Object{}, BootID: fr.BootID, AppliedAt: fr.AppliedAt, Pending: fr.Pending, Marks: fr.Marks}
 	if err := protojson.Unmarshal(fr.Object, rec.Object); err != nil {
 		return nil, corrupt(err)
 	}
-	if len(fr.Owned) > 0 && string(fr.Owned) != "null" {
-		rec.Owned = &pb.Object{}
-		if err := protojson.Unmarshal(fr.Owned, rec.Owned); err != nil {
+	if fr.Version >= 2 && len(fr.Owned) > 0 {
+		if err := json.Unmarshal(fr.Owned, &rec.Owned); err != nil {
 			return nil, corrupt(err)
 		}
 	}
@@ -207,29 +333,4 @@ func readRecord(p string) (*Record, error) {
 		return nil, corrupt(err)
 	}
 	return rec, nil
-}
-
-// LastBootID is the boot id at which the state was last applied ("" if never).
-func (s *Store) LastBootID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, err := os.ReadFile(filepath.Join(s.dir, bootIDFile))
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// SetBootID records the boot id at which the state was applied.
-func (s *Store) SetBootID(id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := filepath.Join(s.dir, bootIDFile)
-	if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == id {
-		return nil
-	}
-	if err := atomicfile.Write(p, []byte(id+"\n"), 0o600); err != nil {
-		return fmt.Errorf("store: write %s: %w", p, err)
-	}
-	return nil
 }

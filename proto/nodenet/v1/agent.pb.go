@@ -83,7 +83,7 @@ func (x Change_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Change_Action.Descriptor instead.
 func (Change_Action) EnumDescriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{9, 0}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{11, 0}
 }
 
 type InfoRequest struct {
@@ -135,8 +135,16 @@ type NodeInfo struct {
 	KernelFeatures map[string]bool `protobuf:"bytes,6,rep,name=kernel_features,json=kernelFeatures,proto3" json:"kernel_features,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	KernelRelease  string          `protobuf:"bytes,7,opt,name=kernel_release,json=kernelRelease,proto3" json:"kernel_release,omitempty"`
 	BootId         string          `protobuf:"bytes,8,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Managed objects that need an operator's eye: a replay after a reboot that failed (retried
+	// at the next start) or an apply that was interrupted (the next apply finishes it, a delete
+	// removes what it may have made).
+	Problems []*ObjectProblem `protobuf:"bytes,9,rep,name=problems,proto3" json:"problems,omitempty"`
+	// Kernel objects marked as nodenet's (ifalias "nodenet:...", route protocol 147) that no
+	// managed object explains, e.g. left by a lost state dir. An Apply of the object id they
+	// name takes them over; a Delete of it removes them.
+	Unexplained   []*KernelEntry `protobuf:"bytes,10,rep,name=unexplained,proto3" json:"unexplained,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeInfo) Reset() {
@@ -225,6 +233,154 @@ func (x *NodeInfo) GetBootId() string {
 	return ""
 }
 
+func (x *NodeInfo) GetProblems() []*ObjectProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *NodeInfo) GetUnexplained() []*KernelEntry {
+	if x != nil {
+		return x.Unexplained
+	}
+	return nil
+}
+
+type ObjectProblem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "replay_failed" or "interrupted".
+	Problem string `protobuf:"bytes,2,opt,name=problem,proto3" json:"problem,omitempty"`
+	// What happened and what to do, human readable.
+	Detail        string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjectProblem) Reset() {
+	*x = ObjectProblem{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectProblem) ProtoMessage() {}
+
+func (x *ObjectProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectProblem.ProtoReflect.Descriptor instead.
+func (*ObjectProblem) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ObjectProblem) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ObjectProblem) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+func (x *ObjectProblem) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+type KernelEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "link" or "route".
+	Entry string `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	// The entry's natural key: a link name, a route's destination (with " table N" outside main).
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// The rest, as `ip` prints it: "ifalias nodenet:vxlan_tunnel/vx", "via 179.17.1.16 dev vx proto 147".
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The object id the entry names (a link's ifalias, a route's nodenet device); "" if none.
+	ObjectId      string `protobuf:"bytes,4,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KernelEntry) Reset() {
+	*x = KernelEntry{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KernelEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KernelEntry) ProtoMessage() {}
+
+func (x *KernelEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KernelEntry.ProtoReflect.Descriptor instead.
+func (*KernelEntry) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *KernelEntry) GetEntry() string {
+	if x != nil {
+		return x.Entry
+	}
+	return ""
+}
+
+func (x *KernelEntry) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KernelEntry) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *KernelEntry) GetObjectId() string {
+	if x != nil {
+		return x.ObjectId
+	}
+	return ""
+}
+
 type Interface struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -243,7 +399,7 @@ type Interface struct {
 
 func (x *Interface) Reset() {
 	*x = Interface{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[2]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -255,7 +411,7 @@ func (x *Interface) String() string {
 func (*Interface) ProtoMessage() {}
 
 func (x *Interface) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[2]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -268,7 +424,7 @@ func (x *Interface) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Interface.ProtoReflect.Descriptor instead.
 func (*Interface) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Interface) GetName() string {
@@ -330,8 +486,14 @@ func (x *Interface) GetOwner() string {
 // One managed object on one node.
 type Object struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Stable, from the Terraform resource: "<kind>/<name>", e.g. "vxlan_tunnel/vxlan-test".
+	// "<kind>/<name>": the kind and the object's natural key on the node, e.g.
+	// "vxlan_tunnel/vxlan-test" (a device name) or a CIDR for kinds keyed by prefix.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The Terraform resource instance that manages the object, e.g. "nodenet_vxlan_tunnel:<uuid>";
+	// required in Apply. An Apply or Delete from another owner is refused (FailedPrecondition
+	// naming both); Adopt is the one way to take an object over. Observed objects carry the
+	// owner the agent recorded.
+	Owner string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
 	// Types that are valid to be assigned to Spec:
 	//
 	//	*Object_VxlanTunnel
@@ -342,7 +504,7 @@ type Object struct {
 
 func (x *Object) Reset() {
 	*x = Object{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[3]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +516,7 @@ func (x *Object) String() string {
 func (*Object) ProtoMessage() {}
 
 func (x *Object) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[3]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,12 +529,19 @@ func (x *Object) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Object.ProtoReflect.Descriptor instead.
 func (*Object) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Object) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *Object) GetOwner() string {
+	if x != nil {
+		return x.Owner
 	}
 	return ""
 }
@@ -420,7 +589,7 @@ type VxlanTunnel struct {
 
 func (x *VxlanTunnel) Reset() {
 	*x = VxlanTunnel{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[4]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +601,7 @@ func (x *VxlanTunnel) String() string {
 func (*VxlanTunnel) ProtoMessage() {}
 
 func (x *VxlanTunnel) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[4]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +614,7 @@ func (x *VxlanTunnel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VxlanTunnel.ProtoReflect.Descriptor instead.
 func (*VxlanTunnel) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *VxlanTunnel) GetDevice() *VxlanDevice {
@@ -493,6 +662,8 @@ type VxlanDevice struct {
 	Address string `protobuf:"bytes,9,opt,name=address,proto3" json:"address,omitempty"`
 	// Observed only.
 	Ifindex int32 `protobuf:"varint,20,opt,name=ifindex,proto3" json:"ifindex,omitempty"`
+	// Every IPv4 address on the device, primary first (address is the first of them).
+	Addresses []string `protobuf:"bytes,23,rep,name=addresses,proto3" json:"addresses,omitempty"`
 	// "up", "down" (administratively or lower layer down).
 	OperState string `protobuf:"bytes,21,opt,name=oper_state,json=operState,proto3" json:"oper_state,omitempty"`
 	// The owner read from ifalias ("" when nodenet does not own the device).
@@ -503,7 +674,7 @@ type VxlanDevice struct {
 
 func (x *VxlanDevice) Reset() {
 	*x = VxlanDevice{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[5]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +686,7 @@ func (x *VxlanDevice) String() string {
 func (*VxlanDevice) ProtoMessage() {}
 
 func (x *VxlanDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[5]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +699,7 @@ func (x *VxlanDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VxlanDevice.ProtoReflect.Descriptor instead.
 func (*VxlanDevice) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VxlanDevice) GetName() string {
@@ -601,6 +772,13 @@ func (x *VxlanDevice) GetIfindex() int32 {
 	return 0
 }
 
+func (x *VxlanDevice) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
 func (x *VxlanDevice) GetOperState() string {
 	if x != nil {
 		return x.OperState
@@ -625,7 +803,7 @@ type FdbEntry struct {
 
 func (x *FdbEntry) Reset() {
 	*x = FdbEntry{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[6]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +815,7 @@ func (x *FdbEntry) String() string {
 func (*FdbEntry) ProtoMessage() {}
 
 func (x *FdbEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[6]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +828,7 @@ func (x *FdbEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FdbEntry.ProtoReflect.Descriptor instead.
 func (*FdbEntry) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *FdbEntry) GetMac() string {
@@ -677,7 +855,7 @@ type Neighbor struct {
 
 func (x *Neighbor) Reset() {
 	*x = Neighbor{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[7]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +867,7 @@ func (x *Neighbor) String() string {
 func (*Neighbor) ProtoMessage() {}
 
 func (x *Neighbor) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[7]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,7 +880,7 @@ func (x *Neighbor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neighbor.ProtoReflect.Descriptor instead.
 func (*Neighbor) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Neighbor) GetIp() string {
@@ -731,7 +909,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[8]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +921,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[8]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +934,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Route) GetDst() string {
@@ -788,7 +966,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[9]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +978,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[9]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +991,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Change) GetAction() Change_Action {
@@ -854,7 +1032,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[10]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1044,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[10]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1057,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ApplyRequest) GetObject() *Object {
@@ -908,7 +1086,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[11]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1098,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[11]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1111,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ApplyResponse) GetObserved() *Object {
@@ -959,7 +1137,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[12]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1149,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[12]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1162,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRequest) GetId() string {
@@ -1003,7 +1181,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[13]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1193,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[13]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1206,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetResponse) GetObserved() *Object {
@@ -1039,16 +1217,21 @@ func (x *GetResponse) GetObserved() *Object {
 }
 
 type DeleteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	DryRun        bool                   `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	DryRun bool                   `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The deleting owner: an object another owner manages is refused (FailedPrecondition).
+	Owner string `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Forget the object and take back nodenet's marks, leaving its kernel objects in place
+	// (used to undo an import).
+	Release       bool `protobuf:"varint,4,opt,name=release,proto3" json:"release,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[14]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1243,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[14]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1256,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteRequest) GetId() string {
@@ -1090,6 +1273,20 @@ func (x *DeleteRequest) GetDryRun() bool {
 	return false
 }
 
+func (x *DeleteRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *DeleteRequest) GetRelease() bool {
+	if x != nil {
+		return x.Release
+	}
+	return false
+}
+
 type DeleteResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Changes       []*Change              `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
@@ -1099,7 +1296,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[15]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1308,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[15]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1321,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteResponse) GetChanges() []*Change {
@@ -1142,7 +1339,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[16]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1351,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[16]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1364,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 type ListResponse struct {
@@ -1180,7 +1377,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[17]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1389,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[17]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1402,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListResponse) GetObjects() []*Object {
@@ -1220,15 +1417,17 @@ type AdoptRequest struct {
 	// The id the object will be managed under.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The natural key: for a vxlan_tunnel, its device name. The kind comes from id.
-	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	DryRun        bool   `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	Name   string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	DryRun bool   `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The owner the object will be managed by.
+	Owner         string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AdoptRequest) Reset() {
 	*x = AdoptRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1439,7 @@ func (x *AdoptRequest) String() string {
 func (*AdoptRequest) ProtoMessage() {}
 
 func (x *AdoptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1452,7 @@ func (x *AdoptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdoptRequest.ProtoReflect.Descriptor instead.
 func (*AdoptRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AdoptRequest) GetId() string {
@@ -1277,16 +1476,27 @@ func (x *AdoptRequest) GetDryRun() bool {
 	return false
 }
 
+func (x *AdoptRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
 type AdoptResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Observed      *Object                `protobuf:"bytes,1,opt,name=observed,proto3" json:"observed,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// With the owner it has (or, with dry_run, would have).
+	Observed *Object `protobuf:"bytes,1,opt,name=observed,proto3" json:"observed,omitempty"`
+	// Whether the agent managed the object before this call; then observed.owner was its owner.
+	Managed       bool   `protobuf:"varint,2,opt,name=managed,proto3" json:"managed,omitempty"`
+	PreviousOwner string `protobuf:"bytes,3,opt,name=previous_owner,json=previousOwner,proto3" json:"previous_owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AdoptResponse) Reset() {
 	*x = AdoptResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1508,7 @@ func (x *AdoptResponse) String() string {
 func (*AdoptResponse) ProtoMessage() {}
 
 func (x *AdoptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1521,7 @@ func (x *AdoptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdoptResponse.ProtoReflect.Descriptor instead.
 func (*AdoptResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AdoptResponse) GetObserved() *Object {
@@ -1321,13 +1531,27 @@ func (x *AdoptResponse) GetObserved() *Object {
 	return nil
 }
 
+func (x *AdoptResponse) GetManaged() bool {
+	if x != nil {
+		return x.Managed
+	}
+	return false
+}
+
+func (x *AdoptResponse) GetPreviousOwner() string {
+	if x != nil {
+		return x.PreviousOwner
+	}
+	return ""
+}
+
 var File_nodenet_v1_agent_proto protoreflect.FileDescriptor
 
 const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16nodenet/v1/agent.proto\x12\n" +
 	"nodenet.v1\"\r\n" +
-	"\vInfoRequest\"\x8e\x03\n" +
+	"\vInfoRequest\"\x80\x04\n" +
 	"\bNodeInfo\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12#\n" +
@@ -1338,10 +1562,22 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"interfaces\x12Q\n" +
 	"\x0fkernel_features\x18\x06 \x03(\v2(.nodenet.v1.NodeInfo.KernelFeaturesEntryR\x0ekernelFeatures\x12%\n" +
 	"\x0ekernel_release\x18\a \x01(\tR\rkernelRelease\x12\x17\n" +
-	"\aboot_id\x18\b \x01(\tR\x06bootId\x1aA\n" +
+	"\aboot_id\x18\b \x01(\tR\x06bootId\x125\n" +
+	"\bproblems\x18\t \x03(\v2\x19.nodenet.v1.ObjectProblemR\bproblems\x129\n" +
+	"\vunexplained\x18\n" +
+	" \x03(\v2\x17.nodenet.v1.KernelEntryR\vunexplained\x1aA\n" +
 	"\x13KernelFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"\xc0\x01\n" +
+	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"Q\n" +
+	"\rObjectProblem\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aproblem\x18\x02 \x01(\tR\aproblem\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"j\n" +
+	"\vKernelEntry\x12\x14\n" +
+	"\x05entry\x18\x01 \x01(\tR\x05entry\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x1b\n" +
+	"\tobject_id\x18\x04 \x01(\tR\bobjectId\"\xc0\x01\n" +
 	"\tInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x10\n" +
@@ -1351,9 +1587,10 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"oper_state\x18\x06 \x01(\tR\toperState\x12\x12\n" +
 	"\x04kind\x18\a \x01(\tR\x04kind\x12\x14\n" +
-	"\x05owner\x18\b \x01(\tR\x05owner\"^\n" +
+	"\x05owner\x18\b \x01(\tR\x05owner\"t\n" +
 	"\x06Object\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12<\n" +
 	"\fvxlan_tunnel\x18\n" +
 	" \x01(\v2\x17.nodenet.v1.VxlanTunnelH\x00R\vvxlanTunnelB\x06\n" +
 	"\x04spec\"\xc5\x01\n" +
@@ -1361,7 +1598,7 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\x06device\x18\x01 \x01(\v2\x17.nodenet.v1.VxlanDeviceR\x06device\x12&\n" +
 	"\x03fdb\x18\x02 \x03(\v2\x14.nodenet.v1.FdbEntryR\x03fdb\x122\n" +
 	"\tneighbors\x18\x03 \x03(\v2\x14.nodenet.v1.NeighborR\tneighbors\x12)\n" +
-	"\x06routes\x18\x04 \x03(\v2\x11.nodenet.v1.RouteR\x06routes\"\xa7\x02\n" +
+	"\x06routes\x18\x04 \x03(\v2\x11.nodenet.v1.RouteR\x06routes\"\xc5\x02\n" +
 	"\vVxlanDevice\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03vni\x18\x02 \x01(\rR\x03vni\x12\x12\n" +
@@ -1372,7 +1609,8 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\x03mtu\x18\a \x01(\rR\x03mtu\x12\x10\n" +
 	"\x03mac\x18\b \x01(\tR\x03mac\x12\x18\n" +
 	"\aaddress\x18\t \x01(\tR\aaddress\x12\x18\n" +
-	"\aifindex\x18\x14 \x01(\x05R\aifindex\x12\x1d\n" +
+	"\aifindex\x18\x14 \x01(\x05R\aifindex\x12\x1c\n" +
+	"\taddresses\x18\x17 \x03(\tR\taddresses\x12\x1d\n" +
 	"\n" +
 	"oper_state\x18\x15 \x01(\tR\toperState\x12\x14\n" +
 	"\x05owner\x18\x16 \x01(\tR\x05owner\".\n" +
@@ -1408,21 +1646,26 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"GetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"=\n" +
 	"\vGetResponse\x12.\n" +
-	"\bobserved\x18\x01 \x01(\v2\x12.nodenet.v1.ObjectR\bobserved\"8\n" +
+	"\bobserved\x18\x01 \x01(\v2\x12.nodenet.v1.ObjectR\bobserved\"h\n" +
 	"\rDeleteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
-	"\adry_run\x18\x02 \x01(\bR\x06dryRun\">\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\x12\x18\n" +
+	"\arelease\x18\x04 \x01(\bR\arelease\">\n" +
 	"\x0eDeleteResponse\x12,\n" +
 	"\achanges\x18\x01 \x03(\v2\x12.nodenet.v1.ChangeR\achanges\"\r\n" +
 	"\vListRequest\"<\n" +
 	"\fListResponse\x12,\n" +
-	"\aobjects\x18\x01 \x03(\v2\x12.nodenet.v1.ObjectR\aobjects\"K\n" +
+	"\aobjects\x18\x01 \x03(\v2\x12.nodenet.v1.ObjectR\aobjects\"a\n" +
 	"\fAdoptRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n" +
-	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"?\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\"\x80\x01\n" +
 	"\rAdoptResponse\x12.\n" +
-	"\bobserved\x18\x01 \x01(\v2\x12.nodenet.v1.ObjectR\bobserved2\xf2\x02\n" +
+	"\bobserved\x18\x01 \x01(\v2\x12.nodenet.v1.ObjectR\bobserved\x12\x18\n" +
+	"\amanaged\x18\x02 \x01(\bR\amanaged\x12%\n" +
+	"\x0eprevious_owner\x18\x03 \x01(\tR\rpreviousOwner2\xf2\x02\n" +
 	"\tNodeAgent\x125\n" +
 	"\x04Info\x12\x17.nodenet.v1.InfoRequest\x1a\x14.nodenet.v1.NodeInfo\x12<\n" +
 	"\x05Apply\x12\x18.nodenet.v1.ApplyRequest\x1a\x19.nodenet.v1.ApplyResponse\x126\n" +
@@ -1444,64 +1687,68 @@ func file_nodenet_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_nodenet_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_nodenet_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_nodenet_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_nodenet_v1_agent_proto_goTypes = []any{
 	(Change_Action)(0),     // 0: nodenet.v1.Change.Action
 	(*InfoRequest)(nil),    // 1: nodenet.v1.InfoRequest
 	(*NodeInfo)(nil),       // 2: nodenet.v1.NodeInfo
-	(*Interface)(nil),      // 3: nodenet.v1.Interface
-	(*Object)(nil),         // 4: nodenet.v1.Object
-	(*VxlanTunnel)(nil),    // 5: nodenet.v1.VxlanTunnel
-	(*VxlanDevice)(nil),    // 6: nodenet.v1.VxlanDevice
-	(*FdbEntry)(nil),       // 7: nodenet.v1.FdbEntry
-	(*Neighbor)(nil),       // 8: nodenet.v1.Neighbor
-	(*Route)(nil),          // 9: nodenet.v1.Route
-	(*Change)(nil),         // 10: nodenet.v1.Change
-	(*ApplyRequest)(nil),   // 11: nodenet.v1.ApplyRequest
-	(*ApplyResponse)(nil),  // 12: nodenet.v1.ApplyResponse
-	(*GetRequest)(nil),     // 13: nodenet.v1.GetRequest
-	(*GetResponse)(nil),    // 14: nodenet.v1.GetResponse
-	(*DeleteRequest)(nil),  // 15: nodenet.v1.DeleteRequest
-	(*DeleteResponse)(nil), // 16: nodenet.v1.DeleteResponse
-	(*ListRequest)(nil),    // 17: nodenet.v1.ListRequest
-	(*ListResponse)(nil),   // 18: nodenet.v1.ListResponse
-	(*AdoptRequest)(nil),   // 19: nodenet.v1.AdoptRequest
-	(*AdoptResponse)(nil),  // 20: nodenet.v1.AdoptResponse
-	nil,                    // 21: nodenet.v1.NodeInfo.KernelFeaturesEntry
+	(*ObjectProblem)(nil),  // 3: nodenet.v1.ObjectProblem
+	(*KernelEntry)(nil),    // 4: nodenet.v1.KernelEntry
+	(*Interface)(nil),      // 5: nodenet.v1.Interface
+	(*Object)(nil),         // 6: nodenet.v1.Object
+	(*VxlanTunnel)(nil),    // 7: nodenet.v1.VxlanTunnel
+	(*VxlanDevice)(nil),    // 8: nodenet.v1.VxlanDevice
+	(*FdbEntry)(nil),       // 9: nodenet.v1.FdbEntry
+	(*Neighbor)(nil),       // 10: nodenet.v1.Neighbor
+	(*Route)(nil),          // 11: nodenet.v1.Route
+	(*Change)(nil),         // 12: nodenet.v1.Change
+	(*ApplyRequest)(nil),   // 13: nodenet.v1.ApplyRequest
+	(*ApplyResponse)(nil),  // 14: nodenet.v1.ApplyResponse
+	(*GetRequest)(nil),     // 15: nodenet.v1.GetRequest
+	(*GetResponse)(nil),    // 16: nodenet.v1.GetResponse
+	(*DeleteRequest)(nil),  // 17: nodenet.v1.DeleteRequest
+	(*DeleteResponse)(nil), // 18: nodenet.v1.DeleteResponse
+	(*ListRequest)(nil),    // 19: nodenet.v1.ListRequest
+	(*ListResponse)(nil),   // 20: nodenet.v1.ListResponse
+	(*AdoptRequest)(nil),   // 21: nodenet.v1.AdoptRequest
+	(*AdoptResponse)(nil),  // 22: nodenet.v1.AdoptResponse
+	nil,                    // 23: nodenet.v1.NodeInfo.KernelFeaturesEntry
 }
 var file_nodenet_v1_agent_proto_depIdxs = []int32{
-	3,  // 0: nodenet.v1.NodeInfo.interfaces:type_name -> nodenet.v1.Interface
-	21, // 1: nodenet.v1.NodeInfo.kernel_features:type_name -> nodenet.v1.NodeInfo.KernelFeaturesEntry
-	5,  // 2: nodenet.v1.Object.vxlan_tunnel:type_name -> nodenet.v1.VxlanTunnel
-	6,  // 3: nodenet.v1.VxlanTunnel.device:type_name -> nodenet.v1.VxlanDevice
-	7,  // 4: nodenet.v1.VxlanTunnel.fdb:type_name -> nodenet.v1.FdbEntry
-	8,  // 5: nodenet.v1.VxlanTunnel.neighbors:type_name -> nodenet.v1.Neighbor
-	9,  // 6: nodenet.v1.VxlanTunnel.routes:type_name -> nodenet.v1.Route
-	0,  // 7: nodenet.v1.Change.action:type_name -> nodenet.v1.Change.Action
-	4,  // 8: nodenet.v1.ApplyRequest.object:type_name -> nodenet.v1.Object
-	4,  // 9: nodenet.v1.ApplyResponse.observed:type_name -> nodenet.v1.Object
-	10, // 10: nodenet.v1.ApplyResponse.changes:type_name -> nodenet.v1.Change
-	4,  // 11: nodenet.v1.GetResponse.observed:type_name -> nodenet.v1.Object
-	10, // 12: nodenet.v1.DeleteResponse.changes:type_name -> nodenet.v1.Change
-	4,  // 13: nodenet.v1.ListResponse.objects:type_name -> nodenet.v1.Object
-	4,  // 14: nodenet.v1.AdoptResponse.observed:type_name -> nodenet.v1.Object
-	1,  // 15: nodenet.v1.NodeAgent.Info:input_type -> nodenet.v1.InfoRequest
-	11, // 16: nodenet.v1.NodeAgent.Apply:input_type -> nodenet.v1.ApplyRequest
-	13, // 17: nodenet.v1.NodeAgent.Get:input_type -> nodenet.v1.GetRequest
-	15, // 18: nodenet.v1.NodeAgent.Delete:input_type -> nodenet.v1.DeleteRequest
-	17, // 19: nodenet.v1.NodeAgent.List:input_type -> nodenet.v1.ListRequest
-	19, // 20: nodenet.v1.NodeAgent.Adopt:input_type -> nodenet.v1.AdoptRequest
-	2,  // 21: nodenet.v1.NodeAgent.Info:output_type -> nodenet.v1.NodeInfo
-	12, // 22: nodenet.v1.NodeAgent.Apply:output_type -> nodenet.v1.ApplyResponse
-	14, // 23: nodenet.v1.NodeAgent.Get:output_type -> nodenet.v1.GetResponse
-	16, // 24: nodenet.v1.NodeAgent.Delete:output_type -> nodenet.v1.DeleteResponse
-	18, // 25: nodenet.v1.NodeAgent.List:output_type -> nodenet.v1.ListResponse
-	20, // 26: nodenet.v1.NodeAgent.Adopt:output_type -> nodenet.v1.AdoptResponse
-	21, // [21:27] is the sub-list for method output_type
-	15, // [15:21] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	5,  // 0: nodenet.v1.NodeInfo.interfaces:type_name -> nodenet.v1.Interface
+	23, // 1: nodenet.v1.NodeInfo.kernel_features:type_name -> nodenet.v1.NodeInfo.KernelFeaturesEntry
+	3,  // 2: nodenet.v1.NodeInfo.problems:type_name -> nodenet.v1.ObjectProblem
+	4,  // 3: nodenet.v1.NodeInfo.unexplained:type_name -> nodenet.v1.KernelEntry
+	7,  // 4: nodenet.v1.Object.vxlan_tunnel:type_name -> nodenet.v1.VxlanTunnel
+	8,  // 5: nodenet.v1.VxlanTunnel.device:type_name -> nodenet.v1.VxlanDevice
+	9,  // 6: nodenet.v1.VxlanTunnel.fdb:type_name -> nodenet.v1.FdbEntry
+	10, // 7: nodenet.v1.VxlanTunnel.neighbors:type_name -> nodenet.v1.Neighbor
+	11, // 8: nodenet.v1.VxlanTunnel.routes:type_name -> nodenet.v1.Route
+	0,  // 9: nodenet.v1.Change.action:type_name -> nodenet.v1.Change.Action
+	6,  // 10: nodenet.v1.ApplyRequest.object:type_name -> nodenet.v1.Object
+	6,  // 11: nodenet.v1.ApplyResponse.observed:type_name -> nodenet.v1.Object
+	12, // 12: nodenet.v1.ApplyResponse.changes:type_name -> nodenet.v1.Change
+	6,  // 13: nodenet.v1.GetResponse.observed:type_name -> nodenet.v1.Object
+	12, // 14: nodenet.v1.DeleteResponse.changes:type_name -> nodenet.v1.Change
+	6,  // 15: nodenet.v1.ListResponse.objects:type_name -> nodenet.v1.Object
+	6,  // 16: nodenet.v1.AdoptResponse.observed:type_name -> nodenet.v1.Object
+	1,  // 17: nodenet.v1.NodeAgent.Info:input_type -> nodenet.v1.InfoRequest
+	13, // 18: nodenet.v1.NodeAgent.Apply:input_type -> nodenet.v1.ApplyRequest
+	15, // 19: nodenet.v1.NodeAgent.Get:input_type -> nodenet.v1.GetRequest
+	17, // 20: nodenet.v1.NodeAgent.Delete:input_type -> nodenet.v1.DeleteRequest
+	19, // 21: nodenet.v1.NodeAgent.List:input_type -> nodenet.v1.ListRequest
+	21, // 22: nodenet.v1.NodeAgent.Adopt:input_type -> nodenet.v1.AdoptRequest
+	2,  // 23: nodenet.v1.NodeAgent.Info:output_type -> nodenet.v1.NodeInfo
+	14, // 24: nodenet.v1.NodeAgent.Apply:output_type -> nodenet.v1.ApplyResponse
+	16, // 25: nodenet.v1.NodeAgent.Get:output_type -> nodenet.v1.GetResponse
+	18, // 26: nodenet.v1.NodeAgent.Delete:output_type -> nodenet.v1.DeleteResponse
+	20, // 27: nodenet.v1.NodeAgent.List:output_type -> nodenet.v1.ListResponse
+	22, // 28: nodenet.v1.NodeAgent.Adopt:output_type -> nodenet.v1.AdoptResponse
+	23, // [23:29] is the sub-list for method output_type
+	17, // [17:23] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_nodenet_v1_agent_proto_init() }
@@ -1509,7 +1756,7 @@ func file_nodenet_v1_agent_proto_init() {
 	if File_nodenet_v1_agent_proto != nil {
 		return
 	}
-	file_nodenet_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
+	file_nodenet_v1_agent_proto_msgTypes[5].OneofWrappers = []any{
 		(*Object_VxlanTunnel)(nil),
 	}
 	type x struct{}
@@ -1518,7 +1765,7 @@ func file_nodenet_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nodenet_v1_agent_proto_rawDesc), len(file_nodenet_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

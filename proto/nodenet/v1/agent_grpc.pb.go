@@ -47,12 +47,16 @@ type NodeAgentClient interface {
 	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResponse, error)
 	// The observed state of a managed object; NotFound when the agent does not manage it.
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
-	// Removes only what nodenet owns; NotFound when the agent does not manage the object.
+	// Removes only what the object owns; NotFound when the agent neither manages the object nor
+	// holds unexplained kernel objects that name it. With release, nothing is removed from the
+	// kernel: the object is forgotten and nodenet's marks on it (ifalias) are taken back.
 	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
 	// The managed objects, with their desired specs.
 	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error)
 	// Takes an object made by hand (found by its natural key) under management and returns
-	// its observed spec. With dry_run it only looks.
+	// its observed spec; an object another owner manages is taken over (the one way to do so).
+	// Refused (FailedPrecondition) when the object holds what its kind cannot express. With
+	// dry_run it only looks.
 	Adopt(ctx context.Context, in *AdoptRequest, opts ...grpc.CallOption) (*AdoptResponse, error)
 }
 
@@ -135,12 +139,16 @@ type NodeAgentServer interface {
 	Apply(context.Context, *ApplyRequest) (*ApplyResponse, error)
 	// The observed state of a managed object; NotFound when the agent does not manage it.
 	Get(context.Context, *GetRequest) (*GetResponse, error)
-	// Removes only what nodenet owns; NotFound when the agent does not manage the object.
+	// Removes only what the object owns; NotFound when the agent neither manages the object nor
+	// holds unexplained kernel objects that name it. With release, nothing is removed from the
+	// kernel: the object is forgotten and nodenet's marks on it (ifalias) are taken back.
 	Delete(context.Context, *DeleteRequest) (*DeleteResponse, error)
 	// The managed objects, with their desired specs.
 	List(context.Context, *ListRequest) (*ListResponse, error)
 	// Takes an object made by hand (found by its natural key) under management and returns
-	// its observed spec. With dry_run it only looks.
+	// its observed spec; an object another owner manages is taken over (the one way to do so).
+	// Refused (FailedPrecondition) when the object holds what its kind cannot express. With
+	// dry_run it only looks.
 	Adopt(context.Context, *AdoptRequest) (*AdoptResponse, error)
 	mustEmbedUnimplementedNodeAgentServer()
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"unicode"
 )
 
 // The rules in this file are the contract's: the provider runs them at plan time and the
@@ -53,21 +54,86 @@ func AsFieldError(err error) (*FieldError, bool) {
 // ObjectID is the id of an object of the given kind and name: "<kind>/<name>".
 func ObjectID(kind, name string) string { return kind + "/" + name }
 
-// SplitObjectID returns the kind and name of an object id.
+// MaxNameLen bounds an object's name (its natural key on the node).
+const MaxNameLen = 253
+
+// MaxOwnerLen bounds an owner identity.
+const MaxOwnerLen = 200
+
+// SplitObjectID returns the kind and name of an object id "<kind>/<name>". Only the syntax is
+// checked here: a kind is lower case letters, digits and '_'; a name is printable, may contain
+// '/' (CIDRs) and is at most MaxNameLen bytes. Which kinds exist, and the rules of their names,
+// are the kinds' own.
 func SplitObjectID(id string) (kind, name string, err error) {
 	kind, name, ok := strings.Cut(id, "/")
 	if !ok || kind == "" || name == "" {
 		return "", "", fieldErr("id", "%q is not of the form <kind>/<name>", id)
 	}
-	switch kind {
-	case KindVxlanTunnel:
-		if err := ValidateIfName("id", name); err != nil {
-			return "", "", err
+	for i, r := range kind {
+		if !(r >= 'a' && r <= 'z' || r == '_' || i > 0 && r >= '0' && r <= '9') {
+			return "", "", fieldErr("id", "kind %q of %q: lower case letters, digits and '_' only", kind, id)
 		}
-	default:
-		return "", "", fieldErr("id", "unknown object kind %q (allowed: %s)", kind, KindVxlanTunnel)
+	}
+	if len(name) > MaxNameLen {
+		return "", "", fieldErr("id", "the name in %q is %d bytes; at most %d", id, len(name), MaxNameLen)
+	}
+	if !printable(name) {
+		return "", "", fieldErr("id", "the name in %q has white space or control characters", id)
 	}
 	return kind, name, nil
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateOwner checks an owner identity: printable, no white space, at most MaxOwnerLen bytes.
+func ValidateOwner(field, owner string) error {
+	switch {
+	case owner == "":
+		return fieldErr(field, "an owner is required (the managing Terraform resource instance); a provider that sends none is older than this agent")
+	case len(owner) > MaxOwnerLen:
+		return fieldErr(field, "owner is %d bytes; at most %d", len(owner), MaxOwnerLen)
+	case !printable(owner):
+		return fieldErr(field, "owner %q has white space or control characters", owner)
+	}
+	return nil
+}
+
+// KindOf is the kind of the object's spec: the name of the oneof field that is set ("" when
+// none is). Kinds are named after their oneof fields, so dispatching on it needs no list.
+func KindOf(o *Object) string {
+	m := o.ProtoReflect()
+	if f := m.WhichOneof(m.Descriptor().Oneofs().ByName("spec")); f != nil {
+		return string(f.Name())
+	}
+	return ""
+}
+
+// ValidateEnvelope checks what every object has, whatever its kind: an id, an owner (when
+// required) and, when a spec is set, a spec of the id's kind.
+func ValidateEnvelope(o *Object, ownerRequired bool) error {
+	if o == nil {
+		return fieldErr("object", "an object is required")
+	}
+	kind, _, err := SplitObjectID(o.GetId())
+	if err != nil {
+		return err
+	}
+	if ownerRequired || o.GetOwner() != "" {
+		if err := ValidateOwner("owner", o.GetOwner()); err != nil {
+			return err
+		}
+	}
+	if sk := KindOf(o); sk != "" && sk != kind {
+		return fieldErr("id", "id %q names kind %q but the spec is a %s", o.GetId(), kind, sk)
+	}
+	return nil
 }
 
 // OwnerAlias is the ifalias that marks a link as owned by the object id.
@@ -189,28 +255,38 @@ func DeriveMAC(cluster, node, device string) string {
 	return hw.String()
 }
 
-// ValidateObject checks an object as the agent receives it in Apply.
+// ValidateObject checks an object as the agent receives it in Apply: its envelope and the
+// rules of its kind.
 func ValidateObject(o *Object) error {
-	if o == nil {
-		return fieldErr("object", "an object is required")
+	if err := ValidateEnvelope(o, true); err != nil {
+		return err
 	}
+	switch KindOf(o) {
+	case KindVxlanTunnel:
+		return ValidateVxlanTunnelObject(o)
+	}
+	return fieldErr("object.spec", "a spec is required (allowed: %s)", KindVxlanTunnel)
+}
+
+// ValidateVxlanTunnelObject checks a vxlan_tunnel object: its spec, and a device named as the
+// id says (a device name is the kind's natural key).
+func ValidateVxlanTunnelObject(o *Object) error {
 	kind, name, err := SplitObjectID(o.GetId())
 	if err != nil {
 		return err
 	}
-	switch spec := o.GetSpec().(type) {
-	case *Object_VxlanTunnel:
-		if kind != KindVxlanTunnel {
-			return fieldErr("id", "id %q names kind %q but the spec is a %s", o.GetId(), kind, KindVxlanTunnel)
-		}
-		if err := ValidateVxlanTunnel(spec.VxlanTunnel); err != nil {
-			return err
-		}
-		if dn := spec.VxlanTunnel.GetDevice().GetName(); dn != name {
-			return fieldErr("vxlan_tunnel.device.name", "device %q does not match the id %q", dn, o.GetId())
-		}
-	default:
-		return fieldErr("object.spec", "a spec is required (allowed: %s)", KindVxlanTunnel)
+	t := o.GetVxlanTunnel()
+	if kind != KindVxlanTunnel || t == nil {
+		return fieldErr("object.spec", "a %s spec is required for id %q", KindVxlanTunnel, o.GetId())
+	}
+	if err := ValidateIfName("id", name); err != nil {
+		return err
+	}
+	if err := ValidateVxlanTunnel(t); err != nil {
+		return err
+	}
+	if dn := t.GetDevice().GetName(); dn != name {
+		return fieldErr("vxlan_tunnel.device.name", "device %q does not match the id %q", dn, o.GetId())
 	}
 	return nil
 }

@@ -87,7 +87,7 @@ func TestParsers(t *testing.T) {
 
 func TestValidateObject(t *testing.T) {
 	good := func() *Object {
-		return &Object{Id: "vxlan_tunnel/vxlan-test", Spec: &Object_VxlanTunnel{VxlanTunnel: &VxlanTunnel{
+		return &Object{Id: "vxlan_tunnel/vxlan-test", Owner: "nodenet_vxlan_tunnel:0b1d", Spec: &Object_VxlanTunnel{VxlanTunnel: &VxlanTunnel{
 			Device:    &VxlanDevice{Name: "vxlan-test", Vni: 10001, Port: 4899, Underlay: "eth0", Mac: "c2:6a:9b:e5:39:8d", Address: "179.17.1.21/24"},
 			Fdb:       []*FdbEntry{{Mac: "7a:3a:fe:45:a3:76", Dst: "192.168.0.31"}},
 			Neighbors: []*Neighbor{{Ip: "179.17.1.31", Mac: "7a:3a:fe:45:a3:76"}},
@@ -103,7 +103,12 @@ func TestValidateObject(t *testing.T) {
 	}{
 		"vni 0":           {func(o *Object) { o.GetVxlanTunnel().Device.Vni = 0 }, "vxlan_tunnel.device.vni"},
 		"id mismatch":     {func(o *Object) { o.Id = "vxlan_tunnel/other" }, "vxlan_tunnel.device.name"},
-		"unknown kind":    {func(o *Object) { o.Id = "bgp/x" }, "id"},
+		"other kind":      {func(o *Object) { o.Id = "bgp/x" }, "id"},
+		"bad kind":        {func(o *Object) { o.Id = "Vx-lan/x" }, "id"},
+		"name with space": {func(o *Object) { o.Id = "vxlan_tunnel/a b" }, "id"},
+		"no owner":        {func(o *Object) { o.Owner = "" }, "owner"},
+		"owner with tab":  {func(o *Object) { o.Owner = "a\tb" }, "owner"},
+		"no spec":         {func(o *Object) { o.Spec = nil }, "object.spec"},
 		"dup fdb":         {func(o *Object) { t := o.GetVxlanTunnel(); t.Fdb = append(t.Fdb, t.Fdb[0]) }, "vxlan_tunnel.fdb[1].mac"},
 		"multicast neigh": {func(o *Object) { o.GetVxlanTunnel().Neighbors[0].Mac = "01:00:5e:00:00:01" }, "vxlan_tunnel.neighbors[0].mac"},
 		"route host bits": {func(o *Object) { o.GetVxlanTunnel().Routes[0].Dst = "10.235.88.1/24" }, "vxlan_tunnel.routes[0].dst"},
@@ -130,5 +135,32 @@ func TestValidateASN(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "asn: ") {
 			t.Errorf("%d: got %v, want an error naming asn with %q", asn, err, want)
 		}
+	}
+}
+
+func TestObjectIDsAreSyntaxOnly(t *testing.T) {
+	for id, want := range map[string][2]string{
+		"ippool/10.244.0.0/16":    {"ippool", "10.244.0.0/16"},
+		"vxlan_tunnel/vxlan-test": {"vxlan_tunnel", "vxlan-test"},
+		"bgp_peer2/x%y":           {"bgp_peer2", "x%y"},
+	} {
+		k, n, err := SplitObjectID(id)
+		if err != nil || k != want[0] || n != want[1] {
+			t.Errorf("%s: %q %q %v", id, k, n, err)
+		}
+	}
+	for _, bad := range []string{"", "x", "/x", "x/", "2x/y", "x-y/z", "x/a\x00b", "x/" + strings.Repeat("a", 254)} {
+		if _, _, err := SplitObjectID(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	if k := KindOf(&Object{Spec: &Object_VxlanTunnel{VxlanTunnel: &VxlanTunnel{}}}); k != KindVxlanTunnel {
+		t.Errorf("KindOf = %q", k)
+	}
+	if k := KindOf(&Object{}); k != "" {
+		t.Errorf("KindOf(no spec) = %q", k)
 	}
 }

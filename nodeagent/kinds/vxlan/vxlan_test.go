@@ -1,23 +1,22 @@
-package dataplane
+package vxlan
 
 import (
 	"errors"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/vishvananda/netlink"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/reconcile"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
 
 func TestApplyPair(t *testing.T) {
 	p := newPair(t, "ap")
 
-	obs, changes := apply(t, p.dpA, specA())
+	obs, changes := apply(t, p.rA, specA())
 	t.Logf("first apply in a: %q", changeStrings(changes))
 	wantChanges := []string{
 		"ADD link vxlan-test (vxlan id 10001 dstport 4899 local 192.168.77.1 dev veth0 nolearning mtu 1450 address c2:6a:9b:e5:39:8d)",
@@ -32,7 +31,7 @@ func TestApplyPair(t *testing.T) {
 	dev := obs.GetDevice()
 	wantDev := &pb.VxlanDevice{
 		Name: testDev, Vni: 10001, Port: 4899, Underlay: "veth0", LocalIp: ulA, Learning: false,
-		Mtu: 1450, Mac: macA, Address: ovA + "/24", Ifindex: dev.GetIfindex(), OperState: "up",
+		Mtu: 1450, Mac: macA, Address: ovA + "/24", Addresses: []string{ovA + "/24"}, Ifindex: dev.GetIfindex(), OperState: "up",
 		Owner: "nodenet:" + testID,
 	}
 	if !proto.Equal(dev, wantDev) || dev.GetIfindex() == 0 {
@@ -57,19 +56,19 @@ func TestApplyPair(t *testing.T) {
 	ping(t, p.a, "10.235.88.1") // through the route, to b's loopback
 	ping(t, p.b, ovA)
 
-	for _, dp := range []*Dataplane{p.dpA, p.dpB} {
+	for _, r := range []*Reconciler{p.rA, p.rB} {
 		spec := specA()
-		if dp == p.dpB {
+		if r == p.rB {
 			spec = specB()
 		}
-		obs2, changes, err := dp.ApplyVxlan(testID, spec, false)
+		obs2, changes, err := applyVx(r, spec, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(changes) != 0 {
 			t.Errorf("second apply made changes: %q", changeStrings(changes))
 		}
-		if dp == p.dpA && !proto.Equal(obs2, obs) {
+		if r == p.rA && !proto.Equal(obs2, obs) {
 			t.Errorf("second observation differs:\n%v\n%v", obs2, obs)
 		}
 	}
@@ -94,7 +93,7 @@ func TestApplyPair(t *testing.T) {
 // applyPair2 applies b's side and gives b an address behind a's route.
 func applyPair2(t *testing.T, p *pair) {
 	t.Helper()
-	apply(t, p.dpB, specB())
+	apply(t, p.rB, specB())
 	sh(t, "ip", "-n", p.b, "addr", "add", "10.235.88.1/32", "dev", "lo")
 }
 
@@ -107,7 +106,7 @@ func TestDrift(t *testing.T) {
 	sh(t, "ip", "-n", p.a, "link", "set", "dev", testDev, "address", "c2:6a:9b:e5:39:8e")
 	noPing(t, p.a, ovB)
 
-	obs, err := p.dpA.ObserveVxlan(testDev, specA())
+	obs, err := observeVx(p.rA, specA())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +120,7 @@ func TestDrift(t *testing.T) {
 			sh(t, "ip", "-n", p.a, "neigh", "show", "dev", testDev, "nud", "permanent")
 	}
 	before := state()
-	dobs, changes, err := p.dpA.ApplyVxlan(testID, specA(), true)
+	dobs, changes, err := applyVx(p.rA, specA(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +142,7 @@ func TestDrift(t *testing.T) {
 		t.Errorf("dry run touched the kernel:\n%s\n---\n%s", before, after)
 	}
 
-	obs, changes = apply(t, p.dpA, specA())
+	obs, changes = apply(t, p.rA, specA())
 	if got := changeStrings(changes); !reflect.DeepEqual(got, want) {
 		t.Errorf("changes:\n got %q\nwant %q", got, want)
 	}
@@ -159,7 +158,7 @@ func TestDrift(t *testing.T) {
 	sh(t, "ip", "-n", p.a, "neigh", "replace", "179.17.1.99", "lladdr", "02:00:00:00:00:99", "nud", "permanent", "dev", testDev)
 	sh(t, "ip", "-n", p.a, "addr", "add", "179.17.2.21/24", "dev", testDev)
 	sh(t, "ip", "-n", p.a, "route", "add", "10.235.99.0/24", "via", ovB, "dev", testDev, "onlink", "proto", "147")
-	_, changes = apply(t, p.dpA, specA())
+	_, changes = apply(t, p.rA, specA())
 	want = []string{
 		"DELETE addr 179.17.2.21/24",
 		"DELETE neigh 179.17.1.99 (lladdr 02:00:00:00:00:99)",
@@ -169,7 +168,7 @@ func TestDrift(t *testing.T) {
 	if got := changeStrings(changes); !reflect.DeepEqual(got, want) {
 		t.Errorf("changes:\n got %q\nwant %q", got, want)
 	}
-	if _, changes = apply(t, p.dpA, specA()); len(changes) != 0 {
+	if _, changes = apply(t, p.rA, specA()); len(changes) != 0 {
 		t.Errorf("not converged: %q", changeStrings(changes))
 	}
 	ping(t, p.a, ovB)
@@ -183,7 +182,7 @@ func TestOwnership(t *testing.T) {
 
 	// A foreign route to the wanted dst: a conflict, found before anything is created.
 	sh(t, "ip", "-n", p.a, "route", "add", "10.235.88.0/24", "via", ulB, "dev", "veth0")
-	_, _, err := p.dpA.ApplyVxlan(testID, specA(), false)
+	_, _, err := applyVx(p.rA, specA(), false)
 	ce, ok := asConflict(err)
 	if !ok {
 		t.Fatalf("want a ConflictError, got %v", err)
@@ -197,13 +196,13 @@ func TestOwnership(t *testing.T) {
 	// A hand-made device of the same name is left byte-identical.
 	sh(t, handMade...)
 	before := sh(t, show...)
-	_, _, err = p.dpA.ApplyVxlan(testID, specA(), false)
+	_, _, err = applyVx(p.rA, specA(), false)
 	if ce, ok = asConflict(err); !ok {
 		t.Fatalf("want a ConflictError, got %v", err)
 	}
 	t.Logf("conflict: %s", ce.Msg)
 	contains(t, "conflict", ce.Msg, `device vxlan-test already exists and is not managed by nodenet (ifalias ""); adopt it with: terraform import <address of the nodenet_vxlan_tunnel> vxlan-test, or delete it`)
-	if _, err := p.dpA.DeleteVxlan(testID, testDev, false); err == nil {
+	if _, err := deleteVx(p.rA, false); err == nil {
 		t.Errorf("DeleteVxlan of a foreign device succeeded")
 	} else if _, ok := asConflict(err); !ok {
 		t.Errorf("DeleteVxlan: want a ConflictError, got %v", err)
@@ -213,27 +212,27 @@ func TestOwnership(t *testing.T) {
 	}
 
 	// Another object's device.
-	if _, err := p.dpA.AdoptVxlan("vxlan_tunnel/other", testDev, false); err != nil {
+	if _, err := adoptVx(p.rA, "vxlan_tunnel/other", testDev, false); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = p.dpA.ApplyVxlan(testID, specA(), false)
+	_, _, err = applyVx(p.rA, specA(), false)
 	if ce, ok = asConflict(err); !ok || ce.Msg != "device vxlan-test is owned by nodenet object vxlan_tunnel/other" {
 		t.Fatalf("want the owner conflict, got %v", err)
 	}
-	if _, err := p.dpA.AdoptVxlan(testID, testDev, false); err == nil {
+	if _, err := adoptVx(p.rA, testID, testDev, false); err == nil {
 		t.Fatalf("adopting another object's device succeeded")
 	}
 	sh(t, "ip", "-n", p.a, "link", "set", testDev, "alias", "")
 
 	// Adopt.
-	if _, err := p.dpA.AdoptVxlan(testID, "nothere", false); err == nil || !errors.As(err, new(*NotFoundError)) {
+	if _, err := adoptVx(p.rA, testID, "nothere", false); err == nil || !errors.As(err, new(*reconcile.NotFoundError)) {
 		t.Errorf("adopt of a missing device: want NotFoundError, got %v", err)
 	}
 	sh(t, "ip", "-n", p.a, "link", "add", "br0", "type", "bridge")
-	if _, err := p.dpA.AdoptVxlan(testID, "br0", false); err == nil || !errors.As(err, new(*ConflictError)) {
+	if _, err := adoptVx(p.rA, testID, "br0", false); err == nil || !errors.As(err, new(*reconcile.ConflictError)) {
 		t.Errorf("adopt of a bridge: want ConflictError, got %v", err)
 	}
-	dry, err := p.dpA.AdoptVxlan(testID, testDev, true)
+	dry, err := adoptVx(p.rA, testID, testDev, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +243,7 @@ func TestOwnership(t *testing.T) {
 	// adopt and left alone by Apply.
 	sh(t, "ip", "-n", p.a, "link", "set", testDev, "up")
 	sh(t, "ip", "-n", p.a, "route", "add", "10.98.0.0/16", "via", ovB, "dev", testDev, "onlink")
-	adopted, err := p.dpA.AdoptVxlan(testID, testDev, false)
+	adopted, err := adoptVx(p.rA, testID, testDev, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +254,7 @@ func TestOwnership(t *testing.T) {
 	if len(adopted.GetRoutes()) != 1 || adopted.GetRoutes()[0].GetDst() != "10.98.0.0/16" {
 		t.Errorf("adopt should observe the hand-made route: %v", adopted.GetRoutes())
 	}
-	obs, changes := apply(t, p.dpA, specA())
+	obs, changes := apply(t, p.rA, specA())
 	t.Logf("apply after adopt: %q", changeStrings(changes))
 	for _, c := range changes {
 		if c.GetAction() == pb.Change_REPLACE {
@@ -276,12 +275,12 @@ func TestOwnership(t *testing.T) {
 
 	// Delete removes the device and leaves foreign routes elsewhere alone.
 	sh(t, "ip", "-n", p.a, "route", "add", "10.99.0.0/16", "via", ulB, "dev", "veth0")
-	dchanges, err := p.dpA.DeleteVxlan(testID, testDev, true)
+	dchanges, err := deleteVx(p.rA, true)
 	if err != nil || len(dchanges) != 1 {
 		t.Fatalf("dry-run delete: %q, %v", changeStrings(dchanges), err)
 	}
 	sh(t, show...)
-	dchanges, err = p.dpA.DeleteVxlan(testID, testDev, false)
+	dchanges, err = deleteVx(p.rA, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,10 +289,10 @@ func TestOwnership(t *testing.T) {
 	}
 	linkGone(t, p.a)
 	contains(t, "ip route", sh(t, "ip", "-n", p.a, "route"), "10.99.0.0/16 via 192.168.77.2 dev veth0")
-	if dchanges, err = p.dpA.DeleteVxlan(testID, testDev, false); err != nil || len(dchanges) != 0 {
+	if dchanges, err = deleteVx(p.rA, false); err != nil || len(dchanges) != 0 {
 		t.Errorf("delete of an absent device: %q, %v", changeStrings(dchanges), err)
 	}
-	if obs, err := p.dpA.ObserveVxlan(testDev, nil); err != nil || obs.GetDevice() != nil {
+	if obs, err := observeVx(p.rA, nil); err != nil || obs.GetDevice() != nil {
 		t.Errorf("observe after delete: %v, %v", obs, err)
 	}
 }
@@ -304,7 +303,7 @@ func TestRollback(t *testing.T) {
 	// A real kernel refusal: an onlink route whose gateway is the node's own overlay address.
 	spec := specA()
 	spec.Routes = []*pb.Route{{Dst: "10.235.88.0/24", Via: ovA}}
-	_, _, err := p.dpA.ApplyVxlan(testID, spec, false)
+	_, _, err := applyVx(p.rA, spec, false)
 	if err == nil {
 		t.Fatal("apply with a local gateway succeeded")
 	}
@@ -323,13 +322,13 @@ func TestRollback(t *testing.T) {
 	spec.Neighbors = append(spec.Neighbors, &pb.Neighbor{Ip: "179.17.1.41", Mac: "02:00:00:00:00:02"})
 	spec.Routes = append(spec.Routes, &pb.Route{Dst: "10.235.89.0/24", Via: "179.17.1.41"})
 	injected := errors.New("injected")
-	p.dpA.beforeStep = func(c *pb.Change) error {
+	p.rA.BeforeStep = func(c *pb.Change) error {
 		if c.GetEntry() == "route" {
 			return injected
 		}
 		return nil
 	}
-	_, _, err = p.dpA.ApplyVxlan(testID, spec, false)
+	_, _, err = applyVx(p.rA, spec, false)
 	if !errors.Is(err, injected) {
 		t.Fatalf("want the injected error, got %v", err)
 	}
@@ -342,23 +341,23 @@ func TestRollback(t *testing.T) {
 	}
 
 	// An injected failure after a REPLACE brings the old device back with its entries.
-	oldObs, err := p.dpA.ObserveVxlan(testDev, specA())
+	oldObs, err := observeVx(p.rA, specA())
 	if err != nil {
 		t.Fatal(err)
 	}
 	spec = specA()
 	spec.Device.Vni = 10002
-	_, changes, err := p.dpA.ApplyVxlan(testID, spec, true)
+	_, changes, err := applyVx(p.rA, spec, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("replace plan: %q", changeStrings(changes))
-	_, _, err = p.dpA.ApplyVxlan(testID, spec, false)
+	_, _, err = applyVx(p.rA, spec, false)
 	if !errors.Is(err, injected) {
 		t.Fatalf("want the injected error, got %v", err)
 	}
-	p.dpA.beforeStep = nil
-	newObs, err := p.dpA.ObserveVxlan(testDev, specA())
+	p.rA.BeforeStep = nil
+	newObs, err := observeVx(p.rA, specA())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +370,7 @@ func TestRollback(t *testing.T) {
 	}
 	ping(t, p.a, ovB)
 	ping(t, p.a, "10.235.88.1")
-	if _, changes = apply(t, p.dpA, specA()); len(changes) != 0 {
+	if _, changes = apply(t, p.rA, specA()); len(changes) != 0 {
 		t.Errorf("restored device is not as specified: %q", changeStrings(changes))
 	}
 }
@@ -380,7 +379,7 @@ func TestMTUAndReplace(t *testing.T) {
 	p := newPair(t, "mt")
 	spec := specA()
 	spec.Device.Mtu = 1451
-	_, _, err := p.dpA.ApplyVxlan(testID, spec, false)
+	_, _, err := applyVx(p.rA, spec, false)
 	fe, ok := pb.AsFieldError(err)
 	if !ok || fe.Field != "vxlan_tunnel.device.mtu" {
 		t.Fatalf("want a FieldError on vxlan_tunnel.device.mtu, got %v", err)
@@ -392,24 +391,24 @@ func TestMTUAndReplace(t *testing.T) {
 	// Invalid specs come back as the contract's FieldError, unchanged.
 	bad := specA()
 	bad.Device.Vni = 0
-	if _, _, err := p.dpA.ApplyVxlan(testID, bad, false); !errors.As(err, new(*pb.FieldError)) {
+	if _, _, err := applyVx(p.rA, bad, false); !errors.As(err, new(*pb.FieldError)) {
 		t.Errorf("vni 0: want a FieldError, got %v", err)
 	}
 	bad = specA()
 	bad.Device.Underlay = "nothere"
-	if _, _, err := p.dpA.ApplyVxlan(testID, bad, false); err == nil || !strings.Contains(err.Error(), "vxlan_tunnel.device.underlay") {
+	if _, _, err := applyVx(p.rA, bad, false); err == nil || !strings.Contains(err.Error(), "vxlan_tunnel.device.underlay") {
 		t.Errorf("missing underlay: want a FieldError on the underlay, got %v", err)
 	}
 
 	applyPair(t, p)
-	obs0, err := p.dpA.ObserveVxlan(testDev, specA())
+	obs0, err := observeVx(p.rA, specA())
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	spec = specA()
 	spec.Device.Mtu = 1400
-	obs1, changes := apply(t, p.dpA, spec)
+	obs1, changes := apply(t, p.rA, spec)
 	if got, want := changeStrings(changes), []string{"UPDATE link vxlan-test (mtu 1450 -> 1400)"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("changes %q, want %q", got, want)
 	}
@@ -421,7 +420,7 @@ func TestMTUAndReplace(t *testing.T) {
 	spec.Device.Vni = 10002
 	spec.Device.Underlay = ""
 	spec.Device.LocalIp = ulA
-	obs2, changes := apply(t, p.dpA, spec)
+	obs2, changes := apply(t, p.rA, spec)
 	t.Logf("vni change: %q", changeStrings(changes))
 	if len(changes) == 0 || changes[0].GetAction() != pb.Change_REPLACE || changes[0].GetDetail() != "vni 10001 -> 10002" {
 		t.Errorf("want a REPLACE for the VNI first, got %q", changeStrings(changes))
@@ -436,75 +435,36 @@ func TestMTUAndReplace(t *testing.T) {
 		t.Errorf("after replace:\n got %v\nwant %v", obs2, want)
 	}
 	contains(t, "ip -d link", sh(t, "ip", "-n", p.a, "-d", "link", "show", testDev), "vxlan id 10002", "mtu 1400", "alias nodenet:"+testID)
-	if _, changes = apply(t, p.dpA, spec); len(changes) != 0 {
+	if _, changes = apply(t, p.rA, spec); len(changes) != 0 {
 		t.Errorf("not converged: %q", changeStrings(changes))
 	}
 	// b still has VNI 10001: the overlay is cut until it follows.
 	noPing(t, p.a, ovB)
 	specBx := specB()
 	specBx.Device.Vni = 10002
-	apply(t, p.dpB, specBx)
+	apply(t, p.rB, specBx)
 	ping(t, p.a, ovB)
 }
 
-func TestProbeKernelFeatures(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	before, err := netlink.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	features, release, err := ProbeKernelFeatures()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("kernel %s", release)
-	for _, k := range ProbedKinds {
-		t.Logf("%-10s %v", k, features[k])
-		if _, ok := features[k]; !ok {
-			t.Errorf("feature %s not reported", k)
-		}
-	}
-	for _, k := range []string{"vxlan", "veth", "bridge", "macvlan"} {
-		if !features[k] {
-			t.Errorf("%s reported missing", k)
-		}
-	}
-	if release == "" {
-		t.Error("no kernel release")
-	}
-	after, err := netlink.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	had := map[string]bool{}
-	for _, l := range before {
-		had[l.Attrs().Name] = true
-	}
-	for _, l := range after {
-		if n := l.Attrs().Name; !had[n] && strings.HasPrefix(n, "p-") {
-			t.Errorf("probe left link %s in the current namespace", n)
-		}
-	}
-	if len(after) != len(before) {
-		t.Logf("link count %d -> %d (other tests may be running)", len(before), len(after))
-	}
-}
-
+// TestConcurrentUse: reads and applies from many goroutines share the dataplane's handles
+// safely. Applies of one object are serialised, as the server's per-object lock does.
 func TestConcurrentUse(t *testing.T) {
 	p := newPair(t, "cc")
 	var wg sync.WaitGroup
-	errs := make(chan error, 40)
+	var objectLock sync.Mutex
+	errs := make(chan error, 120)
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 5; j++ {
-				if _, _, err := p.dpA.ApplyVxlan(testID, specA(), false); err != nil {
+				objectLock.Lock()
+				_, _, err := applyVx(p.rA, specA(), false)
+				objectLock.Unlock()
+				if err != nil {
 					errs <- err
 				}
-				if _, err := p.dpA.ObserveVxlan(testDev, specA()); err != nil {
+				if _, err := observeVx(p.rA, specA()); err != nil {
 					errs <- err
 				}
 				if _, err := p.dpA.Interfaces(); err != nil {
@@ -518,7 +478,7 @@ func TestConcurrentUse(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if _, changes := apply(t, p.dpA, specA()); len(changes) != 0 {
+	if _, changes := apply(t, p.rA, specA()); len(changes) != 0 {
 		t.Errorf("not converged: %q", changeStrings(changes))
 	}
 }

@@ -1,14 +1,18 @@
-package dataplane
+package vxlan
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/reconcile"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
 
@@ -24,10 +28,11 @@ const (
 )
 
 // pair is two network namespaces joined by a veth pair (veth0 on both sides, 192.168.77.1/24
-// in a and .2/24 in b), each with a Dataplane.
+// in a and .2/24 in b), each with a Dataplane and a vxlan Reconciler over it.
 type pair struct {
 	a, b     string
-	dpA, dpB *Dataplane
+	dpA, dpB *dataplane.Dataplane
+	rA, rB   *Reconciler
 }
 
 // sh runs a command and fails the test when it fails.
@@ -71,14 +76,15 @@ func newPair(t *testing.T, tag string) *pair {
 		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	}
 	var err error
-	if p.dpA, err = Open("/run/netns/" + p.a); err != nil {
+	if p.dpA, err = dataplane.Open("/run/netns/" + p.a); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.dpA.Close)
-	if p.dpB, err = Open("/run/netns/" + p.b); err != nil {
+	if p.dpB, err = dataplane.Open("/run/netns/" + p.b); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.dpB.Close)
+	p.rA, p.rB = New(p.dpA), New(p.dpB)
 	return p
 }
 
@@ -106,12 +112,63 @@ func specB() *pb.VxlanTunnel {
 	}
 }
 
-// apply applies spec and fails the test on error.
-func apply(t *testing.T, dp *Dataplane, spec *pb.VxlanTunnel) (*pb.VxlanTunnel, []*pb.Change) {
-	t.Helper()
-	obs, changes, err := dp.ApplyVxlan(testID, spec, false)
+// owned is what each reconciler's testID object owns, kept the way the server keeps it: set
+// by a successful apply or adoption, cleared by a delete.
+var owned sync.Map // *Reconciler -> []string
+
+func ownedBy(r *Reconciler) []string {
+	v, _ := owned.Load(r)
+	s, _ := v.([]string)
+	return s
+}
+
+// applyVx applies spec as the object testID, as the server does.
+func applyVx(r *Reconciler, spec *pb.VxlanTunnel, dryRun bool) (*pb.VxlanTunnel, []*pb.Change, error) {
+	obj := object(testID, spec)
+	res, err := r.Apply(context.Background(), reconcile.Request{ID: testID, Spec: obj, Owned: ownedBy(r), DryRun: dryRun})
 	if err != nil {
-		t.Fatalf("ApplyVxlan: %v", err)
+		return nil, nil, err
+	}
+	if !dryRun {
+		owned.Store(r, res.Owned)
+	}
+	return res.Observed.GetVxlanTunnel(), res.Changes, nil
+}
+
+func observeVx(r *Reconciler, want *pb.VxlanTunnel) (*pb.VxlanTunnel, error) {
+	var obj *pb.Object
+	if want != nil {
+		obj = object(testID, want)
+	}
+	o, err := r.Observe(context.Background(), testID, obj, ownedBy(r))
+	return o.GetVxlanTunnel(), err
+}
+
+func deleteVx(r *Reconciler, dryRun bool) ([]*pb.Change, error) {
+	changes, err := r.Delete(context.Background(), testID, ownedBy(r), dryRun)
+	if err == nil && !dryRun {
+		owned.Delete(r)
+	}
+	return changes, err
+}
+
+func adoptVx(r *Reconciler, id, name string, dryRun bool) (*pb.VxlanTunnel, error) {
+	a, err := r.Adopt(context.Background(), id, name, dryRun)
+	if err != nil {
+		return nil, err
+	}
+	if !dryRun && id == testID {
+		owned.Store(r, a.Owned)
+	}
+	return a.Observed.GetVxlanTunnel(), nil
+}
+
+// apply applies spec and fails the test on error.
+func apply(t *testing.T, r *Reconciler, spec *pb.VxlanTunnel) (*pb.VxlanTunnel, []*pb.Change) {
+	t.Helper()
+	obs, changes, err := applyVx(r, spec, false)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
 	}
 	return obs, changes
 }
@@ -119,8 +176,8 @@ func apply(t *testing.T, dp *Dataplane, spec *pb.VxlanTunnel) (*pb.VxlanTunnel, 
 // applyPair applies specA in a and specB in b, and gives b an address behind its route.
 func applyPair(t *testing.T, p *pair) {
 	t.Helper()
-	apply(t, p.dpA, specA())
-	apply(t, p.dpB, specB())
+	apply(t, p.rA, specA())
+	apply(t, p.rB, specB())
 	sh(t, "ip", "-n", p.b, "addr", "add", "10.235.88.1/32", "dev", "lo")
 }
 
@@ -174,7 +231,7 @@ func linkGone(t *testing.T, ns string) {
 	}
 }
 
-func asConflict(err error) (*ConflictError, bool) {
-	var ce *ConflictError
+func asConflict(err error) (*reconcile.ConflictError, bool) {
+	var ce *reconcile.ConflictError
 	return ce, errors.As(err, &ce)
 }

@@ -1,0 +1,138 @@
+// Package vxlan is the vxlan_tunnel kind: one node's share of a VXLAN overlay, its device
+// and the FDB, neighbour and route entries that reach the other members. It is built on the
+// dataplane's netlink handles the way flannel's vxlan backend is: one function per kernel
+// object, the MAC chosen before LinkAdd and checked after link up, FDB and neighbours with
+// NeighSet, onlink routes with nodenet's protocol, every change undoable.
+package vxlan
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/reconcile"
+	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
+)
+
+// Reconciler manages vxlan_tunnel objects in one network namespace.
+type Reconciler struct {
+	dp *dataplane.Dataplane
+
+	// BeforeStep, when set (by tests), runs before each reported kernel change of an Apply;
+	// an error fails that step as if the kernel had refused it.
+	BeforeStep func(c *pb.Change) error
+}
+
+var _ reconcile.Reconciler = (*Reconciler)(nil)
+
+// New returns the vxlan_tunnel reconciler over dp.
+func New(dp *dataplane.Dataplane) *Reconciler { return &Reconciler{dp: dp} }
+
+// Kind is "vxlan_tunnel".
+func (r *Reconciler) Kind() string { return pb.KindVxlanTunnel }
+
+// ValidateName checks a device name.
+func (r *Reconciler) ValidateName(name string) error { return pb.ValidateIfName("id", name) }
+
+// Validate runs the contract's rules for a vxlan_tunnel object.
+func (r *Reconciler) Validate(o *pb.Object) error { return pb.ValidateVxlanTunnelObject(o) }
+
+// Restore: kernel entries come back after a reboot only.
+func (r *Reconciler) Restore() reconcile.RestoreRule { return reconcile.RestoreAfterReboot }
+
+// Claims are the device and every route the spec asks for (main table).
+func (r *Reconciler) Claims(o *pb.Object) []string {
+	t := o.GetVxlanTunnel()
+	keys := []string{dataplane.LinkKey(t.GetDevice().GetName())}
+	for _, rt := range t.GetRoutes() {
+		keys = append(keys, dataplane.RouteKey(dataplane.CanonPrefix(rt.GetDst()), 0))
+	}
+	return keys
+}
+
+func deviceName(id string) (string, error) {
+	kind, name, err := pb.SplitObjectID(id)
+	if err != nil {
+		return "", err
+	}
+	if kind != pb.KindVxlanTunnel {
+		return "", &pb.FieldError{Field: "id", Msg: fmt.Sprintf("%q is not a %s id", id, pb.KindVxlanTunnel)}
+	}
+	return name, pb.ValidateIfName("id", name)
+}
+
+func object(id string, t *pb.VxlanTunnel) *pb.Object {
+	return &pb.Object{Id: id, Spec: &pb.Object_VxlanTunnel{VxlanTunnel: t}}
+}
+
+// op is one operation on one object with a borrowed netlink handle.
+type op struct {
+	h      *dataplane.Handle
+	id     string
+	owned  map[string]bool
+	heldBy func(key string) string
+}
+
+func (r *Reconciler) begin(id string, owned []string, heldBy func(string) string) (*op, error) {
+	h, err := r.dp.Handle()
+	if err != nil {
+		return nil, err
+	}
+	o := &op{h: h, id: id, owned: map[string]bool{}, heldBy: heldBy}
+	for _, k := range owned {
+		o.owned[k] = true
+	}
+	if o.heldBy == nil {
+		o.heldBy = func(string) string { return "" }
+	}
+	return o, nil
+}
+
+func (o *op) end() { o.h.Release() }
+
+// Apply makes the kernel match the spec; when a change fails, those made are undone.
+func (r *Reconciler) Apply(_ context.Context, req reconcile.Request) (*reconcile.Result, error) {
+	if err := pb.ValidateVxlanTunnelObject(req.Spec); err != nil {
+		return nil, err
+	}
+	spec := req.Spec.GetVxlanTunnel()
+	o, err := r.begin(req.ID, req.Owned, req.HeldBy)
+	if err != nil {
+		return nil, err
+	}
+	defer o.end()
+	steps, err := o.plan(spec)
+	if err != nil {
+		return nil, err
+	}
+	name := spec.GetDevice().GetName()
+	if !req.DryRun {
+		if err := dataplane.Run("vxlan "+name, steps, r.BeforeStep); err != nil {
+			return nil, err
+		}
+	}
+	obs, err := o.observe(name, spec, false)
+	if err != nil {
+		return nil, err
+	}
+	return &reconcile.Result{Observed: object(req.ID, obs), Changes: dataplane.Changes(steps), Owned: r.Claims(req.Spec)}, nil
+}
+
+// Observe reads the device and its entries. Routes are those through the device that nodenet
+// added or that the object wants or owns.
+func (r *Reconciler) Observe(_ context.Context, id string, want *pb.Object, owned []string) (*pb.Object, error) {
+	name, err := deviceName(id)
+	if err != nil {
+		return nil, err
+	}
+	o, err := r.begin(id, owned, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer o.end()
+	obs, err := o.observe(name, want.GetVxlanTunnel(), false)
+	if err != nil {
+		return nil, err
+	}
+	return object(id, obs), nil
+}
