@@ -228,4 +228,8 @@ func TestServeEndToEnd(t *testing.T) {
 	if !strings.Contains(logs.String(), "peer=nodenet://terraform") {
 		t.Fatalf("rpc log lacks the peer identity:\n%s", logs.String())
 	}
+	// The handshake the client broke off (identity mismatch) is logged with its address.
+	if !strings.Contains(logs.String(), `msg="refused TLS handshake" peer=127.0.0.1:`) {
+		t.Fatalf("agent log lacks the refused handshake:\n%s", logs.String())
+	}
 }

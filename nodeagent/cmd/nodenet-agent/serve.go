@@ -226,7 +226,7 @@ func runServe(args []string, _, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		creds = credentials.NewTLS(cfg)
+		creds = tlsconf.LogRefusals(credentials.NewTLS(cfg), log)
 	}
 	bootID, err := readBootID(o.bootIDFile)
 	if err != nil {
