@@ -22,6 +22,7 @@ import (
 
 	"github.com/nodenet/terraform-provider-nodenet/internal/pki"
 	"github.com/nodenet/terraform-provider-nodenet/internal/tlsconf"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/server"
 )
 
@@ -295,6 +296,11 @@ func runServe(args []string, _, stderr io.Writer) error {
 	bootID, err := readBootID(o.bootIDFile)
 	if err != nil {
 		return err
+	}
+	// Refuse to serve without the probe: the provider's plan-time checks rely on the
+	// features it reports, and a warning in the log goes unnoticed.
+	if _, _, err := dataplane.ProbeKernelFeatures(); err != nil {
+		return fmt.Errorf("serve: %w; see examples/agent/nodenet-agent.service for what the agent needs", err)
 	}
 	if ln == nil {
 		if ln, err = o.listener(); err != nil {
