@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/nodenet/terraform-provider-nodenet/internal/atomicfile"
@@ -88,6 +90,11 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		labUsage(stderr)
 		return errUsage
 	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		labUsage(stdout)
+		return nil
+	}
 	for _, c := range labCommands() {
 		if c.name == args[0] {
 			return c.run(args[1:], stdout, stderr)
@@ -98,12 +105,59 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 	return errUsage
 }
 
+// writeScenarios describes the nodes of each scenario, taken from the lab's own
+// definitions so the help cannot drift from what `lab up` makes.
+func writeScenarios(w io.Writer) {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	row := func(cells ...string) { fmt.Fprintf(tw, "    %s\n", strings.Join(cells, "\t")) }
+	host := func(h lab.HostSpec, note ...string) {
+		pods := "-"
+		if h.PodCIDR.IsValid() {
+			pods = h.PodCIDR.String()
+		}
+		row(append([]string{h.Cluster, h.Name, h.UnderlayIP.String(), pods}, note...)...)
+	}
+	mc := lab.Multicluster("")
+	clusters := map[string]bool{}
+	for _, h := range mc.Hosts {
+		clusters[h.Cluster] = true
+	}
+	fmt.Fprintf(tw, "  multicluster (default): %d nodes in %d clusters, each with a pod (address .2 of its pod CIDR)\n", len(mc.Hosts), len(clusters))
+	row("CLUSTER", "NODE", "UNDERLAY", "POD CIDR")
+	for _, h := range mc.Hosts {
+		host(h)
+	}
+	const shown, big = 3, 300
+	mesh, large := lab.Mesh("", shown), lab.Mesh("", big)
+	fmt.Fprintf(tw, "  mesh: --nodes N nodes of cluster %s without pods; node i (i = 1..N) is named and addressed\n", mesh.Hosts[0].Cluster)
+	fmt.Fprintf(tw, "  as the i-th line of this list:\n")
+	for _, h := range mesh.Hosts {
+		host(h)
+	}
+	row("", "...", "", "")
+	host(large.Hosts[big-1], fmt.Sprintf("(i = %d)", big))
+	tw.Flush()
+	for _, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+		fmt.Fprintln(w, strings.TrimRight(line, " ")) // tabwriter pads the empty cells of "..."
+	}
+}
+
 func runLabUp(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("lab up", stderr)
 	dir := fs.String("dir", ".lab", "lab work directory")
-	scenario := fs.String("scenario", "multicluster", "multicluster or mesh")
+	scenario := fs.String("scenario", "multicluster", "multicluster or mesh (see Scenarios)")
 	nodes := fs.Int("nodes", 3, "number of nodes (mesh only)")
 	prefix := fs.String("prefix", "", "prefix of the lab's namespace names, at least 4 characters (default nnup<pid>-)")
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: nodenet-agent lab up [--scenario multicluster|mesh] [--nodes N] [--dir D] [--prefix P]\n\n")
+		fmt.Fprintf(w, "Builds the lab (needs root) and starts one agent per node, detached; writes <dir>/lab.json\n")
+		fmt.Fprintf(w, "and <dir>/provider.tf (the provider block for the lab). Remove it with `lab down`.\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(w, "\nScenarios:\n")
+		writeScenarios(w)
+	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +18,68 @@ import (
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/lab"
 )
+
+func TestLabHelp(t *testing.T) {
+	for _, args := range [][]string{{"lab", "-h"}, {"lab", "--help"}, {"lab", "help"}, {"lab", "-help"}} {
+		var stdout, stderr bytes.Buffer
+		if err := run(args, &stdout, &stderr); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		for _, c := range labCommands() {
+			if !strings.Contains(stdout.String(), "\n  "+c.name+" ") {
+				t.Errorf("%v: usage lacks subcommand %s:\n%s", args, c.name, stdout.String())
+			}
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run([]string{"lab"}, &stdout, &stderr); !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), "  stop ") {
+		t.Errorf("lab without subcommand: %v\n%s", err, stderr.String())
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	if err := run([]string{"lab", "up", "-h"}, &stdout, &stderr); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("lab up -h: %v", err)
+	}
+	help := stdout.String() + stderr.String()
+	rows := map[string]bool{}
+	for _, line := range strings.Split(help, "\n") {
+		rows[strings.Join(strings.Fields(line), " ")] = true
+	}
+	hosts := append(lab.Multicluster("").Hosts, lab.Mesh("", 3).Hosts...)
+	for _, h := range hosts {
+		pods := "-"
+		if h.PodCIDR.IsValid() {
+			pods = h.PodCIDR.String()
+		}
+		if want := strings.Join([]string{h.Cluster, h.Name, h.UnderlayIP.String(), pods}, " "); !rows[want] {
+			t.Errorf("lab up -h lacks the line %q:\n%s", want, help)
+		}
+	}
+	if !strings.Contains(help, "--nodes N nodes of cluster bench") {
+		t.Errorf("lab up -h does not say how mesh nodes are made:\n%s", help)
+	}
+
+	if testing.Short() {
+		return
+	}
+	bin := buildAgent(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{{[]string{"lab", "-h"}, 0}, {[]string{"lab", "--help"}, 0}, {[]string{"lab", "help"}, 0}, {[]string{"lab", "up", "-h"}, 0}, {[]string{"lab"}, 2}} {
+		code, err := 0, exec.Command(bin, tc.args...).Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d", tc.args, code, tc.code)
+		}
+	}
+}
 
 func TestReadLegacyLab(t *testing.T) {
 	dir := t.TempDir()
