@@ -20,6 +20,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"path/filepath"
 	"time"
 )
 
@@ -54,6 +55,15 @@ func (o Options) window() (time.Time, time.Time, error) {
 // NodeURI is the identity of a node agent: "nodenet://<cluster>/<node>".
 func NodeURI(cluster, node string) string {
 	return "nodenet://" + cluster + "/" + node
+}
+
+// NodeCertFiles returns where a node's server certificate and key live in dir:
+// <cluster>_<node>.pem and <cluster>_<node>-key.pem. The cluster is part of the name because
+// node names are only unique within a cluster. `nodenet-agent certs` and the lab both use it,
+// so files can be moved between them and examples can name them.
+func NodeCertFiles(dir, cluster, node string) (cert, key string) {
+	base := cluster + "_" + node
+	return filepath.Join(dir, base+".pem"), filepath.Join(dir, base+"-key.pem")
 }
 
 func serial() (*big.Int, error) {

@@ -274,3 +274,10 @@ func TestMTLSHandshake(t *testing.T) {
 		t.Fatalf("server saw %q", s)
 	}
 }
+
+func TestNodeCertFiles(t *testing.T) {
+	cert, key := NodeCertFiles("/etc/nodenet", "test-cluster1", "multicluster-test-001")
+	if cert != "/etc/nodenet/test-cluster1_multicluster-test-001.pem" || key != "/etc/nodenet/test-cluster1_multicluster-test-001-key.pem" {
+		t.Fatalf("got %s, %s", cert, key)
+	}
+}

@@ -53,11 +53,20 @@ func Server(certPEM, keyPEM, clientCAPEM []byte, allowedClients []string) (*tls.
 					}
 				}
 			}
-			return fmt.Errorf("tlsconf: client identity %s is not allowed (allowed: %s)",
-				describe(got), strings.Join(allowed, ", "))
+			return &clientIdentityError{got: describe(got), allowed: allowed}
 		}
 	}
 	return cfg, nil
+}
+
+// clientIdentityError refuses a client of the right CA whose identity is not allowed.
+type clientIdentityError struct {
+	got     string
+	allowed []string
+}
+
+func (e *clientIdentityError) Error() string {
+	return fmt.Sprintf("tlsconf: client identity %s is not allowed (allowed: %s)", e.got, strings.Join(e.allowed, ", "))
 }
 
 // IdentityError is returned by the client handshake when the agent's certificate is valid

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -54,7 +55,21 @@ func probeKernelFeatures() (features map[string]bool, kernelRelease string, err 
 		ch <- result{f, err}
 	}()
 	r := <-ch
-	return r.features, kernelRelease, r.err
+	if r.err != nil {
+		return nil, kernelRelease, probeError(r.err)
+	}
+	return r.features, kernelRelease, nil
+}
+
+// probeError names the usual cause: an agent confined to CAP_NET_ADMIN (as a systemd unit
+// would naturally do) may not create a network namespace, and without the probe the
+// provider's plan-time feature checks cannot work.
+func probeError(err error) error {
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("probing kernel features in a scratch network namespace failed (%w): "+
+			"the agent needs CAP_SYS_ADMIN besides CAP_NET_ADMIN", err)
+	}
+	return fmt.Errorf("probing kernel features in a scratch network namespace failed: %w", err)
 }
 
 // probeInScratchNetns runs on a goroutine of its own whose OS thread it locks while the
@@ -72,7 +87,8 @@ func probeInScratchNetns() (map[string]bool, error) {
 	defer orig.Close()
 	scratch, err := netns.New() // also moves this thread into it
 	if err != nil {
-		return nil, fmt.Errorf("scratch network namespace: %w", err)
+		// unshare's error as is: probeError recognises EPERM, and the prefix says the rest.
+		return nil, err
 	}
 	defer scratch.Close()
 	h, herr := netlink.NewHandleAt(scratch)

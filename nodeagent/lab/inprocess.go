@@ -43,13 +43,14 @@ func InProcessAgent(version string) StartAgent {
 		if err != nil {
 			return nil, err
 		}
+		log := slog.New(slog.NewTextHandler(logf, nil)).With("node", cfg.Cluster+"/"+cfg.Node)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
 			done <- server.Run(ctx, server.AgentConfig{
 				Cluster: cfg.Cluster, Node: cfg.Node, Version: version, NetnsPath: cfg.NetnsPath,
-				Creds: credentials.NewTLS(tc), StateDir: cfg.StateDir, BootID: strings.TrimSpace(string(b)),
-				Logger: slog.New(slog.NewTextHandler(logf, nil)).With("node", cfg.Cluster+"/"+cfg.Node),
+				Creds: tlsconf.LogRefusals(credentials.NewTLS(tc), log), StateDir: cfg.StateDir, BootID: strings.TrimSpace(string(b)),
+				Logger: log,
 			}, cfg.Listener)
 		}()
 		return func() error {

@@ -10,7 +10,7 @@
 //
 //	pki/ca.pem, pki/ca-key.pem                 the CA (also the agents' client CA)
 //	pki/client.pem, pki/client-key.pem         client certificate nodenet://terraform
-//	pki/<node>.pem, pki/<node>-key.pem         server certificate per host
+//	pki/<cluster>_<node>.pem, ...-key.pem      server certificate per host (pki.NodeCertFiles)
 //	hosts/<node>/state/                        agent state dir
 //	hosts/<node>/boot_id                       the host's boot id (rewrite to simulate a reboot)
 //	hosts/<node>/agent.log                     agent output
@@ -237,8 +237,7 @@ func Up(ctx context.Context, o Options) (_ *Lab, err error) {
 		h.StateDir = filepath.Join(h.Dir, "state")
 		h.BootIDFile = filepath.Join(h.Dir, "boot_id")
 		h.LogFile = filepath.Join(h.Dir, "agent.log")
-		h.CertFile = filepath.Join(dir, "pki", spec.Name+".pem")
-		h.KeyFile = filepath.Join(dir, "pki", spec.Name+"-key.pem")
+		h.CertFile, h.KeyFile = pki.NodeCertFiles(filepath.Join(dir, "pki"), spec.Cluster, spec.Name)
 		if spec.PodCIDR.IsValid() {
 			h.PodNS = fmt.Sprintf("%sp%d", o.Prefix, idx)
 			h.PodIP = spec.PodCIDR.Masked().Addr().Next().Next()

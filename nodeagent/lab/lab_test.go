@@ -263,6 +263,10 @@ func TestUpTopology(t *testing.T) {
 		if s, err := greet(h.AgentAddr); err != nil || s != h.Cluster+"/"+h.Name {
 			t.Errorf("agent %s: %q %v", h.Name, s, err)
 		}
+		// The names `nodenet-agent certs` gives, so lab files and examples agree.
+		if want := filepath.Join(dir, "pki", h.Cluster+"_"+h.Name+".pem"); c.CertFile != want || c.KeyFile != strings.TrimSuffix(want, ".pem")+"-key.pem" {
+			t.Errorf("certificate files %s, %s; want %s and its -key.pem", c.CertFile, c.KeyFile, want)
+		}
 		for _, f := range []string{c.CAFile, c.CertFile, c.KeyFile, c.ClientCAFile, c.BootIDFile} {
 			if _, err := os.Stat(f); err != nil {
 				t.Error(err)

@@ -77,8 +77,7 @@ func writeCerts(dir, cluster string, nodes []string, ips []net.IP, clientID stri
 	default:
 		return fmt.Errorf("certs: %s holds only one of ca.pem and ca-key.pem (%v, %v); refusing to make a new CA", dir, cerr, kerr)
 	}
-	write := func(base string, cert, key []byte) error {
-		c, k := filepath.Join(dir, base+".pem"), filepath.Join(dir, base+"-key.pem")
+	write := func(c, k string, cert, key []byte) error {
 		if err := atomicfile.Write(k, key, 0o600); err != nil {
 			return fmt.Errorf("certs: %w", err)
 		}
@@ -96,7 +95,8 @@ func writeCerts(dir, cluster string, nodes []string, ips []net.IP, clientID stri
 		if err != nil {
 			return fmt.Errorf("certs: %s: %w", n, err)
 		}
-		if err := write(cluster+"_"+n, c, k); err != nil {
+		cf, kf := pki.NodeCertFiles(dir, cluster, n)
+		if err := write(cf, kf, c, k); err != nil {
 			return err
 		}
 	}
@@ -104,5 +104,5 @@ func writeCerts(dir, cluster string, nodes []string, ips []net.IP, clientID stri
 	if err != nil {
 		return fmt.Errorf("certs: client: %w", err)
 	}
-	return write("client", c, k)
+	return write(filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"), c, k)
 }

@@ -4,7 +4,7 @@
 //	nodenet-agent serve   run the agent
 //	nodenet-agent certs   make a CA and server/client certificates
 //	nodenet-agent status  show what an agent reports
-//	nodenet-agent lab     run a lab of network namespaces with agents (up|down|status)
+//	nodenet-agent lab     run a lab of network namespaces with agents (up|down|status|stop|start)
 package main
 
 import (
@@ -40,7 +40,7 @@ func commands() []command {
 		{"serve", "run the agent (gRPC with mTLS)", runServe},
 		{"certs", "write a CA, server certificates per node and a client certificate", runCerts},
 		{"status", "call Info and List on an agent and print a summary", runStatus},
-		{"lab", "network-namespace lab with agents: lab up | lab down | lab status", runLab},
+		{"lab", "network-namespace lab with agents: lab up | down | status | stop | start", runLab},
 		{"version", "print the agent version", func([]string, io.Writer, io.Writer) error {
 			fmt.Println(agentVersion())
 			return nil

@@ -8,9 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestServeOptionsCheck(t *testing.T) {
@@ -95,15 +98,37 @@ func TestCerts(t *testing.T) {
 	}
 }
 
-// buildAgent builds the binary into a temp dir.
+// built is the agent binary, built once for the tests that run it.
+var built struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// buildAgent builds the binary into a temp dir (once per test process).
 func buildAgent(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "nodenet-agent")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "nodenet-agent-test-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "nodenet-agent")
+		if out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return bin
+	return built.bin
 }
 
 func TestServeBinaryRefuses(t *testing.T) {
@@ -125,6 +150,10 @@ func TestServeBinaryRefuses(t *testing.T) {
 		{"certificate of another node", []string{"--node", "n2", "--listen", "127.0.0.1:0",
 			"--tls-cert", filepath.Join(dir, "c1_n1.pem"), "--tls-key", filepath.Join(dir, "c1_n1-key.pem"), "--client-ca", filepath.Join(dir, "ca.pem")},
 			"does not name this agent (nodenet://c1/n2)"},
+		// The lab's command line as ps shows it, run by hand: nothing is passed as fd 3.
+		{"--listen-fd without an inherited socket", []string{"--listen-fd", "3",
+			"--tls-cert", filepath.Join(dir, "c1_n1.pem"), "--tls-key", filepath.Join(dir, "c1_n1-key.pem"), "--client-ca", filepath.Join(dir, "ca.pem")},
+			"--listen-fd 3: fd 3 is not a listening socket inherited from the parent process"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"serve", "--cluster", "c1", "--node", "n1", "--state-dir", t.TempDir()}, tc.args...)
@@ -228,4 +257,67 @@ func TestServeEndToEnd(t *testing.T) {
 	if !strings.Contains(logs.String(), "peer=nodenet://terraform") {
 		t.Fatalf("rpc log lacks the peer identity:\n%s", logs.String())
 	}
+	// The handshake the client broke off (identity mismatch) is logged with its address.
+	if !strings.Contains(logs.String(), `msg="refused TLS handshake" peer=127.0.0.1:`) {
+		t.Fatalf("agent log lacks the refused handshake:\n%s", logs.String())
+	}
+}
+
+func TestListenFD(t *testing.T) {
+	const hint = "is not a listening socket inherited from the parent process"
+	const what = "to listen yourself use --listen ADDR or --listen-unix PATH"
+	f, err := os.CreateTemp(t.TempDir(), "file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sock, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sock)
+	closed := 900 // well above what a test process has open
+	if _, err := unix.FcntlInt(uintptr(closed), unix.F_GETFD, 0); err == nil {
+		t.Fatalf("fd %d is open", closed)
+	}
+	for _, tc := range []struct {
+		name string
+		fd   int
+		want string
+	}{
+		{"closed fd", closed, fmt.Sprintf("--listen-fd %d: fd %d %s (bad file descriptor: nothing is open on it)", closed, closed, hint)},
+		{"regular file", int(f.Fd()), "(socket operation on non-socket: it is a regular file (" + f.Name() + "))"},
+		{"socket not listening", sock, "(it is a socket that does not listen)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := inheritedListener(tc.fd)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), hint) || !strings.Contains(err.Error(), what) {
+				t.Fatalf("got %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("listening socket", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		lf, err := ln.(*net.TCPListener).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, err := unix.Dup(int(lf.Fd())) // inheritedListener owns and closes it
+		lf.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := inheritedListener(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer got.Close()
+		if got.Addr().String() != ln.Addr().String() {
+			t.Fatalf("listener on %s, want %s", got.Addr(), ln.Addr())
+		}
+	})
 }

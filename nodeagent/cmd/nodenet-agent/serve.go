@@ -16,11 +16,13 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/nodenet/terraform-provider-nodenet/internal/pki"
 	"github.com/nodenet/terraform-provider-nodenet/internal/tlsconf"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/server"
 )
 
@@ -174,19 +176,72 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
+// inheritedListener takes over the listening socket fd. Anything else is refused with an
+// explanation before net sees it: net would only say "socket operation on non-socket", and
+// closing its *os.File would close whatever the fd is, such as the runtime's epoll fd.
+func inheritedListener(fd int) (net.Listener, error) {
+	if err := checkListening(fd); err != nil {
+		return nil, fmt.Errorf("--listen-fd %d: fd %d is not a listening socket inherited from the parent process (%w); "+
+			"--listen-fd is for systemd socket activation and nodenet-agent lab (restart a lab agent with "+
+			"`nodenet-agent lab start --node NAME`); to listen yourself use --listen ADDR or --listen-unix PATH", fd, fd, err)
+	}
+	f := os.NewFile(uintptr(fd), fmt.Sprintf("listen-fd-%d", fd))
+	defer f.Close() // FileListener dups it
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("--listen-fd %d: %w; pass a listening TCP or unix stream socket", fd, err)
+	}
+	return ln, nil
+}
+
+// checkListening says why fd is not a listening socket, or returns nil.
+func checkListening(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		if errors.Is(err, unix.EBADF) {
+			return fmt.Errorf("%w: nothing is open on it", err)
+		}
+		return fmt.Errorf("fstat: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		what := fileKind(st.Mode)
+		// Name it: when nothing was passed, the runtime has opened a file of its own there
+		// (a cgroup file), which says more than "a regular file".
+		if target, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); err == nil {
+			what += " (" + target + ")"
+		}
+		return fmt.Errorf("%w: it is %s", unix.ENOTSOCK, what)
+	}
+	listening, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err != nil {
+		return fmt.Errorf("getsockopt SO_ACCEPTCONN: %w", err)
+	}
+	if listening == 0 {
+		return errors.New("it is a socket that does not listen")
+	}
+	return nil
+}
+
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "a regular file"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFIFO:
+		return "a pipe"
+	}
+	return "not a socket (e.g. an epoll or event fd)"
+}
+
 func (o *serveOptions) listener() (net.Listener, error) {
 	switch {
 	case o.listenFD >= 0:
-		f := os.NewFile(uintptr(o.listenFD), fmt.Sprintf("listen-fd-%d", o.listenFD))
-		if f == nil {
-			return nil, fmt.Errorf("--listen-fd %d: not an open file", o.listenFD)
-		}
-		defer f.Close() // FileListener dups it
-		ln, err := net.FileListener(f)
-		if err != nil {
-			return nil, fmt.Errorf("--listen-fd %d: %w", o.listenFD, err)
-		}
-		return ln, nil
+		return inheritedListener(o.listenFD)
 	case o.listenUnix != "":
 		if fi, err := os.Lstat(o.listenUnix); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			os.Remove(o.listenUnix) // stale socket of an earlier run
@@ -213,6 +268,16 @@ func runServe(args []string, _, stderr io.Writer) error {
 	if err := o.check(); err != nil {
 		return err
 	}
+	var ln net.Listener
+	if o.listenFD >= 0 {
+		// Before anything opens a file: a free fd would be taken by the next open (a
+		// certificate, the runtime's epoll fd) and then look like a file passed to us.
+		var err error
+		if ln, err = inheritedListener(o.listenFD); err != nil {
+			return err
+		}
+		defer ln.Close()
+	}
 	log, err := newLogger(o.logLevel, stderr)
 	if err != nil {
 		return err
@@ -226,15 +291,21 @@ func runServe(args []string, _, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		creds = credentials.NewTLS(cfg)
+		creds = tlsconf.LogRefusals(credentials.NewTLS(cfg), log)
 	}
 	bootID, err := readBootID(o.bootIDFile)
 	if err != nil {
 		return err
 	}
-	ln, err := o.listener()
-	if err != nil {
-		return err
+	// Refuse to serve without the probe: the provider's plan-time checks rely on the
+	// features it reports, and a warning in the log goes unnoticed.
+	if _, _, err := dataplane.ProbeKernelFeatures(); err != nil {
+		return fmt.Errorf("serve: %w; see examples/agent/nodenet-agent.service for what the agent needs", err)
+	}
+	if ln == nil {
+		if ln, err = o.listener(); err != nil {
+			return err
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
