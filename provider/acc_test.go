@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,39 @@ func TestMain(m *testing.M) {
 // newLab brings up a lab with in-process agents and removes it when the test ends.
 func newLab(t *testing.T, o lab.Options) *lab.Lab {
 	t.Helper()
+	return newLabWith(t, o, nil)
+}
+
+// slowApplies makes the applies (and adoptions) of chosen nodes take longer, after their
+// intent is recorded and before the kernel is touched, whatever the caller's deadline: as
+// a slow kernel or a stuck node would.
+type slowApplies struct {
+	mu    sync.Mutex
+	delay map[string]time.Duration
+}
+
+func (s *slowApplies) set(node string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay[node] = d
+}
+
+func (s *slowApplies) hook(node, _ string) {
+	s.mu.Lock()
+	d := s.delay[node]
+	s.mu.Unlock()
+	time.Sleep(d)
+}
+
+// newSlowLab is newLab whose nodes' applies can be slowed down.
+func newSlowLab(t *testing.T, o lab.Options) (*lab.Lab, *slowApplies) {
+	t.Helper()
+	s := &slowApplies{delay: map[string]time.Duration{}}
+	return newLabWith(t, o, s.hook), s
+}
+
+func newLabWith(t *testing.T, o lab.Options, afterIntent func(node, id string)) *lab.Lab {
+	t.Helper()
 	if os.Getenv("TF_ACC") == "" {
 		t.Skip("acceptance test: set TF_ACC=1 (needs root and terraform)")
 	}
@@ -48,7 +82,7 @@ func newLab(t *testing.T, o lab.Options) *lab.Lab {
 		t.Fatal("acceptance tests need root: they build network namespaces")
 	}
 	o.Dir = t.TempDir()
-	o.Start = lab.InProcessAgent("acc")
+	o.Start = lab.InProcessAgentHooked("acc", afterIntent)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	l, err := lab.Up(ctx, o)
@@ -280,4 +314,59 @@ func sourceSeenBy(from, to *lab.Host) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no datagram from the pod behind %s reached the pod behind %s", from.Name, to.Name)
+}
+
+// expectBefore is a plan check: the resource's prior value at the attribute path (map keys
+// and names) is want (or what a func() any returns when the check runs), as the state
+// recorded it before the plan.
+type expectBefore struct {
+	address string
+	path    []string
+	want    any
+}
+
+func (e expectBefore) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	for _, rc := range req.Plan.ResourceChanges {
+		if rc.Address != e.address {
+			continue
+		}
+		var v any = rc.Change.Before
+		for _, p := range e.path {
+			m, _ := v.(map[string]any)
+			v = m[p]
+		}
+		want := e.want
+		if f, ok := want.(func() any); ok {
+			want = f() // a value an earlier step captured
+		}
+		if fmt.Sprint(v) != fmt.Sprint(want) {
+			resp.Error = fmt.Errorf("%s: %s before the plan is %v, want %v", e.address, strings.Join(e.path, "."), v, want)
+		}
+		return
+	}
+	resp.Error = fmt.Errorf("%s: not in the plan", e.address)
+}
+
+// hosts is a lab of n (up to 3) hosts without pods: c1/n1, c1/n2, c2/n3.
+func hosts(n int) lab.Options {
+	specs := []lab.HostSpec{
+		{Cluster: "c1", Name: "n1", UnderlayIP: mustPrefix("192.168.0.21/24")},
+		{Cluster: "c1", Name: "n2", UnderlayIP: mustPrefix("192.168.0.31/24")},
+		{Cluster: "c2", Name: "n3", UnderlayIP: mustPrefix("192.168.0.16/24")},
+	}
+	return lab.Options{Hosts: specs[:n]}
+}
+
+// noVxlan fails unless no lab host has a vxlan device.
+func noVxlan(l *lab.Lab) error {
+	for _, h := range l.Hosts {
+		out, err := h.Run("ip", "link", "show", "type", "vxlan")
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(out) != "" {
+			return fmt.Errorf("%s keeps a vxlan device: %s", h.Name, out)
+		}
+	}
+	return nil
 }

@@ -28,7 +28,7 @@ func NewNodesDataSource() datasource.DataSource { return &NodesDataSource{} }
 // NodesDataSource reports the inventory as the agents see it: identity, version and
 // capabilities, kernel features, interfaces and the objects each node's agent manages.
 type NodesDataSource struct {
-	fleet *fleet.Fleet
+	data *providerData
 }
 
 type nodesModel struct {
@@ -50,6 +50,8 @@ var (
 		"kernel_release": types.StringType, "kernel_features": types.MapType{ElemType: types.BoolType},
 		"boot_id": types.StringType, "interfaces": types.MapType{ElemType: interfaceType},
 		"managed_objects": types.ListType{ElemType: types.StringType},
+		"problems":        types.ListType{ElemType: types.StringType},
+		"unexplained":     types.ListType{ElemType: types.StringType},
 	}}
 )
 
@@ -92,6 +94,14 @@ func (d *NodesDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, 
 						}},
 					},
 					"managed_objects": schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "Ids of the objects the agent manages, like `vxlan_tunnel/vxlan-test`."},
+					"problems": schema.ListAttribute{
+						Computed: true, ElementType: types.StringType,
+						MarkdownDescription: "Managed objects that need an operator's eye, `<id>: <problem>: <what to do>`: `interrupted` (the agent stopped during an apply: the next apply finishes it, a destroy removes it) or `replay_failed` (restoring it after a reboot failed; retried at the next agent start, repaired by the next apply).",
+					},
+					"unexplained": schema.ListAttribute{
+						Computed: true, ElementType: types.StringType,
+						MarkdownDescription: "Kernel entries marked as nodenet's (ifalias `nodenet:...`, route protocol 147) that no managed object explains, `<entry> <key> <detail> (names <object id>)`: left by a lost state dir. An apply of the object they name takes them over; its destroy removes them.",
+					},
 				}},
 			},
 			"uncovered": schema.ListAttribute{
@@ -103,7 +113,7 @@ func (d *NodesDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, 
 }
 
 func (d *NodesDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	d.fleet = fleetFrom(req.ProviderData, &resp.Diagnostics)
+	d.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
 }
 
 func (d *NodesDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
@@ -112,14 +122,15 @@ func (d *NodesDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if d.fleet == nil {
+	if d.data == nil {
 		resp.Diagnostics.AddError("Provider not configured", "nodenet_nodes needs the provider's clusters and tls")
 		return
 	}
-	keys := d.fleet.Keys(m.Cluster.ValueString())
+	f := d.data.Fleet
+	keys := f.Keys(m.Cluster.ValueString())
 	if len(keys) == 0 {
 		resp.Diagnostics.AddAttributeError(path.Root("cluster"), "Unknown cluster",
-			fmt.Sprintf("%q is not configured (clusters: %s)", m.Cluster.ValueString(), strings.Join(d.fleet.Clusters(), ", ")))
+			fmt.Sprintf("%q is not configured (clusters: %s)", m.Cluster.ValueString(), strings.Join(f.Clusters(), ", ")))
 		return
 	}
 	type answer struct {
@@ -128,7 +139,7 @@ func (d *NodesDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 	}
 	var mu sync.Mutex
 	answers := map[string]answer{}
-	errs := d.fleet.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
+	errs := f.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
 		ni, err := c.Info(ctx, &pb.InfoRequest{})
 		if err != nil {
 			return err
@@ -155,7 +166,7 @@ func (d *NodesDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 	nodes := map[string]attr.Value{}
 	uncovered := []string{}
 	for _, key := range keys {
-		n, _ := d.fleet.Node(key)
+		n, _ := f.Node(key)
 		a := answers[key]
 		nodes[key] = nodeValue(n, a.info, a.objects, failed[key])
 		if failed[key] == "" && len(a.objects) == 0 {
@@ -201,5 +212,27 @@ func nodeValue(n fleet.Node, ni *pb.NodeInfo, objects []string, failure string) 
 		"boot_id":         types.StringValue(ni.GetBootId()),
 		"interfaces":      types.MapValueMust(interfaceType, itfs),
 		"managed_objects": stringsValue(objects),
+		"problems":        stringsValue(problemStrings(ni)),
+		"unexplained":     stringsValue(unexplainedStrings(ni)),
 	})
+}
+
+func problemStrings(ni *pb.NodeInfo) []string {
+	var out []string
+	for _, p := range ni.GetProblems() {
+		out = append(out, p.GetId()+": "+p.GetProblem()+": "+p.GetDetail())
+	}
+	return out
+}
+
+func unexplainedStrings(ni *pb.NodeInfo) []string {
+	var out []string
+	for _, u := range ni.GetUnexplained() {
+		s := u.GetEntry() + " " + u.GetKey() + " " + u.GetDetail()
+		if u.GetObjectId() != "" {
+			s += " (names " + u.GetObjectId() + ")"
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -9,18 +9,22 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/nodenet/terraform-provider-nodenet/internal/tlsconf"
 	"github.com/nodenet/terraform-provider-nodenet/provider/fleet"
+	"github.com/nodenet/terraform-provider-nodenet/provider/validators"
 )
 
 var _ provider.Provider = &NodenetProvider{}
@@ -89,8 +93,14 @@ func (p *NodenetProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 					},
 				}},
 			},
-			"parallelism": schema.Int64Attribute{Optional: true, MarkdownDescription: "How many agents are called at once. Default 16."},
-			"timeout":     schema.StringAttribute{Optional: true, MarkdownDescription: "Time limit of one call to one agent, as a Go duration. Default `30s`."},
+			"parallelism": schema.Int64Attribute{
+				Optional: true, MarkdownDescription: "How many agents are called at once, 1 to 1024. Default 16.",
+				Validators: []validator.Int64{int64validator.Between(1, 1024)},
+			},
+			"timeout": schema.StringAttribute{
+				Optional: true, MarkdownDescription: "Time limit of one call to one agent, as a Go duration. Default `30s`.",
+				Validators: []validator.String{validators.Duration()},
+			},
 		},
 	}
 }
@@ -127,20 +137,12 @@ func (p *NodenetProvider) Configure(ctx context.Context, req provider.ConfigureR
 		ClientCert: pem("client_cert", t.ClientCert, "NODENET_CLIENT_CERT"),
 		ClientKey:  pem("client_key", t.ClientKey, "NODENET_CLIENT_KEY"),
 	}
-	if !cfg.Parallelism.IsNull() {
-		if n := cfg.Parallelism.ValueInt64(); n < 1 || n > 1024 {
-			resp.Diagnostics.AddAttributeError(path.Root("parallelism"), "Invalid parallelism", fmt.Sprintf("%d is out of range; allowed 1 to 1024", n))
-		} else {
-			fc.Parallelism = int(n)
-		}
+	// The schema's validators refused bad values before Configure runs.
+	if !cfg.Parallelism.IsNull() && !cfg.Parallelism.IsUnknown() {
+		fc.Parallelism = int(cfg.Parallelism.ValueInt64())
 	}
-	if !cfg.Timeout.IsNull() {
-		d, err := time.ParseDuration(cfg.Timeout.ValueString())
-		if err != nil || d <= 0 {
-			resp.Diagnostics.AddAttributeError(path.Root("timeout"), "Invalid timeout", fmt.Sprintf("%q is not a positive Go duration like 30s or 2m", cfg.Timeout.ValueString()))
-		} else {
-			fc.Timeout = d
-		}
+	if !cfg.Timeout.IsNull() && !cfg.Timeout.IsUnknown() {
+		fc.Timeout, _ = time.ParseDuration(cfg.Timeout.ValueString())
 	}
 	for cname, c := range cfg.Clusters {
 		if cname == "" || containsSlash(cname) {
@@ -166,8 +168,44 @@ func (p *NodenetProvider) Configure(ctx context.Context, req provider.ConfigureR
 		resp.Diagnostics.AddAttributeError(path.Root("clusters"), "Invalid inventory", err.Error())
 		return
 	}
-	resp.ResourceData = f
-	resp.DataSourceData = f
+	pd := &providerData{Fleet: f, replacing: newReplacing()}
+	resp.ResourceData = pd
+	resp.DataSourceData = pd
+}
+
+// providerData is what Configure hands every resource and data source: the agents now;
+// the Kubernetes clients and the discovered inventory will join it.
+type providerData struct {
+	// Fleet reaches every configured node's agent.
+	Fleet *fleet.Fleet
+	// replacing are the owners whose objects a replacement planned in this run takes over.
+	replacing *replacing
+}
+
+// replacing remembers, within one run of the provider, the owners of resources that are
+// being replaced, by object id. Terraform plans a replacement (forced by a change, or of a
+// tainted resource) as the create of a new resource, without the old one's state: the
+// create's dry run would find the old resource's objects and refuse them as another
+// resource's. The old one is seen first in the same run (its plan, or the refresh of a
+// tainted one), so its owner is noted here and the create's dry run runs as it.
+type replacing struct {
+	mu     sync.Mutex
+	owners map[string]string
+}
+
+func newReplacing() *replacing { return &replacing{owners: map[string]string{}} }
+
+func (r *replacing) note(id, owner string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.owners[id] = owner
+}
+
+func (r *replacing) owner(id string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o, ok := r.owners[id]
+	return o, ok
 }
 
 // DefaultAgentPort is where nodenet-agent listens unless told otherwise.
@@ -192,17 +230,17 @@ func agentAddress(s string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// fleetFrom is the fleet the provider's Configure handed to resources and data sources; nil
-// before the provider is configured (validation runs before that).
-func fleetFrom(providerData any, diags *diag.Diagnostics) *fleet.Fleet {
-	if providerData == nil {
+// providerDataFrom is the data the provider's Configure handed to resources and data
+// sources; nil before the provider is configured (validation runs before that).
+func providerDataFrom(data any, diags *diag.Diagnostics) *providerData {
+	if data == nil {
 		return nil
 	}
-	f, ok := providerData.(*fleet.Fleet)
+	pd, ok := data.(*providerData)
 	if !ok {
-		diags.AddError("Unexpected provider data", fmt.Sprintf("expected *fleet.Fleet, got %T", providerData))
+		diags.AddError("Unexpected provider data", fmt.Sprintf("expected *providerData, got %T: this is a bug in the provider", data))
 	}
-	return f
+	return pd
 }
 
 func containsSlash(s string) bool {

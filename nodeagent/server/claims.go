@@ -7,9 +7,9 @@ import (
 	"sync"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
 
 // claimIndex keeps the kernel entries every object owns or may hold exclusive: a route to one
@@ -97,12 +97,13 @@ func union(a, b []string) []string {
 
 // claimErr is the refusal of an object that wants an entry another object holds.
 func (s *Server) claimErr(id, key, holder string) error {
-	owner := ""
+	owner, managedBy := "", ""
 	if rec, err := s.record(holder); err == nil && rec != nil && rec.Object.GetOwner() != "" {
-		owner = fmt.Sprintf(" (managed by %s)", rec.Object.GetOwner())
+		owner = rec.Object.GetOwner()
+		managedBy = fmt.Sprintf(" (managed by %s)", owner)
 	}
 	entry, rest := dataplane.SplitKey(key)
-	return status.Errorf(codes.FailedPrecondition,
-		"%s: %s %s is held by nodenet object %s%s; two objects cannot own one kernel entry: change one of them",
-		s.where(id), entry, strings.TrimSpace(rest), holder, owner)
+	msg := fmt.Sprintf("%s: %s %s is held by nodenet object %s%s; two objects cannot own one kernel entry: change one of them",
+		s.where(id), entry, strings.TrimSpace(rest), holder, managedBy)
+	return pb.StatusWithReason(codes.FailedPrecondition, msg, pb.ReasonEntryHeld, map[string]string{"entry": key, "holder": holder, "owner": owner})
 }

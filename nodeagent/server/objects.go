@@ -55,6 +55,9 @@ func (s *Server) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.DeleteR
 		return nil, err
 	}
 	defer s.lock(id)()
+	if err := ctx.Err(); err != nil {
+		return nil, status.FromContextError(err).Err() // the caller gave up while we waited: do nothing
+	}
 	rec, err := s.record(id)
 	if err != nil {
 		return nil, err
@@ -187,6 +190,9 @@ func (s *Server) Adopt(ctx context.Context, req *pb.AdoptRequest) (*pb.AdoptResp
 		}
 	}
 	defer s.lock(id)()
+	if err := ctx.Err(); err != nil {
+		return nil, status.FromContextError(err).Err() // the caller gave up while we waited: do nothing
+	}
 	rec, err := s.record(id)
 	if err != nil {
 		return nil, err
@@ -250,6 +256,9 @@ func (s *Server) adopt(ctx context.Context, r reconcile.Reconciler, id, name, ow
 	if err := s.cfg.Store.Put(intent); err != nil {
 		s.claims.set(id, nil)
 		return nil, s.stateErr(id, "nothing was adopted: could not write", err)
+	}
+	if s.cfg.AfterIntent != nil {
+		s.cfg.AfterIntent(id)
 	}
 	a, err := r.Adopt(ctx, id, name, false)
 	if err != nil {

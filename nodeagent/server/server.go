@@ -46,8 +46,8 @@ type Config struct {
 	// ProbeKernelFeatures reports the kernel's link kinds and release; New calls it once.
 	// Nil means no features are known.
 	ProbeKernelFeatures func() (map[string]bool, string, error)
-	// AfterIntent, when set (by tests), runs when an Apply's intent is recorded, before the
-	// kernel is touched.
+	// AfterIntent, when set (by tests), runs when an Apply's or an Adopt's intent is
+	// recorded, before the kernel is touched.
 	AfterIntent func(id string)
 }
 
@@ -158,10 +158,10 @@ func (s *Server) checkOwner(id string, rec *store.Record, owner, what string) er
 	if rec == nil || rec.Object.GetOwner() == "" || rec.Object.GetOwner() == owner {
 		return nil
 	}
-	return status.Errorf(codes.FailedPrecondition,
-		"%s is managed by %s (last applied %s), not by %s: %s refused. Two resources cannot manage one object: "+
-			"give this one another name, or take the object over with terraform import",
+	msg := fmt.Sprintf("%s is managed by %s (last applied %s), not by %s: %s refused. Two resources cannot manage one object: "+
+		"give this one another name, or take the object over with terraform import",
 		s.where(id), rec.Object.GetOwner(), rec.AppliedAt.UTC().Format("2006-01-02 15:04:05 UTC"), orNone(owner), what)
+	return pb.StatusWithReason(codes.FailedPrecondition, msg, pb.ReasonOtherOwner, map[string]string{"owner": rec.Object.GetOwner()})
 }
 
 func orNone(s string) string {

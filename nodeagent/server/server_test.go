@@ -205,6 +205,9 @@ func TestOwners(t *testing.T) {
 	}
 	_, err := s.Delete(ctx, &pb.DeleteRequest{Id: "vxlan_tunnel/vx0", Owner: ownerB})
 	wantCode(t, err, codes.FailedPrecondition, "managed by "+ownerA, "delete refused")
+	if reason, md := pb.Reason(err); reason != pb.ReasonOtherOwner || md["owner"] != ownerA {
+		t.Fatalf("reason %q %v, want %s naming %s", reason, md, pb.ReasonOtherOwner, ownerA)
+	}
 	if !f.has("vx0") {
 		t.Fatal("another owner's delete removed the device")
 	}
@@ -241,6 +244,9 @@ func TestClaims(t *testing.T) {
 	for _, dry := range []bool{true, false} {
 		_, err := s.Apply(ctx, &pb.ApplyRequest{Object: b, DryRun: dry})
 		wantCode(t, err, codes.FailedPrecondition, "object vxlan_tunnel/vxb: route 10.235.88.0/24 is held by nodenet object vxlan_tunnel/vxa (managed by "+ownerA+")")
+		if reason, md := pb.Reason(err); reason != pb.ReasonEntryHeld || md["holder"] != "vxlan_tunnel/vxa" || md["owner"] != ownerA {
+			t.Fatalf("reason %q %v", reason, md)
+		}
 	}
 	if f.has("vxb") {
 		t.Fatal("the refused object was applied")

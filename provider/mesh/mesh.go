@@ -84,7 +84,11 @@ func SplitKey(key string) (cluster, node string, ok bool) {
 
 // Validate checks everything that needs no node: it runs at plan time before any agent is
 // asked. Every error names its attribute.
-func Validate(in Input) []*Error {
+func Validate(in Input) []*Error { return append(ValidateFields(in), ValidateCross(in)...) }
+
+// ValidateFields checks each value on its own: the rules the schema's attribute validators
+// also apply (the provider reports those), for callers without a schema (benchmarks, tests).
+func ValidateFields(in Input) []*Error {
 	var errs []*Error
 	add := func(e *Error) { errs = append(errs, e) }
 	if in.Name != "" {
@@ -103,15 +107,7 @@ func Validate(in Input) []*Error {
 			add(errf("mtu", "", "", "%s", fieldMsg(err)))
 		}
 	}
-	if len(in.Members) == 0 {
-		add(errf("members", "", "", "at least one member is required"))
-	}
-	byAddr := map[netip.Addr]string{}
-	var subnet netip.Prefix
-	var subnetOf string
-	members := map[string]bool{}
 	for _, m := range sortedMembers(in.Members) {
-		members[m.Key] = true
 		if _, _, ok := SplitKey(m.Key); !ok {
 			add(errf("members", m.Key, "", "member keys are \"<cluster>/<node>\", got %q", m.Key))
 		}
@@ -131,12 +127,36 @@ func Validate(in Input) []*Error {
 				add(errf("members", m.Key, "mac", "write %q as %q (lower case, colons), the way the kernel reports it", m.MAC, mac))
 			}
 		}
-		if m.Address == "" {
-			continue
+		if m.Address != "" {
+			if _, err := pb.ParseInterfaceAddress("address", m.Address); err != nil {
+				add(errf("members", m.Key, "address", "%s", fieldMsg(err)))
+			}
 		}
+	}
+	for _, r := range sortedRoutes(in.Routes) {
+		if _, err := pb.ParseCIDR("dst", r.Dst); err != nil {
+			add(errf("routes", r.Dst, "", "%s", fieldMsg(err)))
+		}
+	}
+	return errs
+}
+
+// ValidateCross checks the relations between values: one overlay subnet, an address per
+// member, routes through members. Values that break their own rules are skipped here.
+func ValidateCross(in Input) []*Error {
+	var errs []*Error
+	add := func(e *Error) { errs = append(errs, e) }
+	if len(in.Members) == 0 {
+		add(errf("members", "", "", "at least one member is required"))
+	}
+	byAddr := map[netip.Addr]string{}
+	var subnet netip.Prefix
+	var subnetOf string
+	members := map[string]bool{}
+	for _, m := range sortedMembers(in.Members) {
+		members[m.Key] = true
 		p, err := pb.ParseInterfaceAddress("address", m.Address)
 		if err != nil {
-			add(errf("members", m.Key, "address", "%s", fieldMsg(err)))
 			continue
 		}
 		if other, dup := byAddr[p.Addr()]; dup {
@@ -152,11 +172,10 @@ func Validate(in Input) []*Error {
 	seenDst := map[netip.Prefix]string{}
 	for _, r := range sortedRoutes(in.Routes) {
 		dst, err := pb.ParseCIDR("dst", r.Dst)
-		if err != nil {
-			add(errf("routes", r.Dst, "", "%s", fieldMsg(err)))
-		} else if other, dup := seenDst[dst]; dup {
-			add(errf("routes", r.Dst, "", "the same destination as route %q", other))
-		} else {
+		if err == nil {
+			if other, dup := seenDst[dst]; dup {
+				add(errf("routes", r.Dst, "", "the same destination as route %q", other))
+			}
 			seenDst[dst] = r.Dst
 		}
 		if r.Via != "" && !members[r.Via] {

@@ -3,6 +3,7 @@ package validators
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -131,6 +132,25 @@ func Duration() validator.String {
 		check: func(s string) error {
 			if d, err := time.ParseDuration(s); err != nil || d <= 0 {
 				return fmt.Errorf("%q is not a positive Go duration like 30s or 2m", s)
+			}
+			return nil
+		},
+	}
+}
+
+// Underlay accepts what a VXLAN member's underlay may be: an interface name (its primary
+// IPv4 address is the local IP) or an IPv4 address of the node.
+func Underlay() validator.String {
+	return stringValidator{
+		desc:    "value must be an interface name (like eth0) or an IPv4 address of the node",
+		summary: "Invalid underlay",
+		check: func(s string) error {
+			if _, err := netip.ParseAddr(s); err == nil {
+				_, err := pb.ParseIPv4("", s)
+				return err
+			}
+			if err := pb.ValidateIfName("", s); err != nil {
+				return fmt.Errorf("%s; give an interface name (like eth0) or an IPv4 address of the node", message(err))
 			}
 			return nil
 		},

@@ -52,6 +52,10 @@ func TestStringValidators(t *testing.T) {
 		want  string // "" = valid
 	}{
 		{"ifname", IfName(), "vxlan100", ""},
+		{"underlay name", Underlay(), "eth0", ""},
+		{"underlay ip", Underlay(), "192.168.0.21", ""},
+		{"underlay v6", Underlay(), "fd00::1", "is not an IPv4 address"},
+		{"underlay bad", Underlay(), "eth 0", "may not contain '/', ':' or white space; give an interface name (like eth0) or an IPv4 address of the node"},
 		{"ifname 15 bytes", IfName(), "abcdefghijklmno", ""},
 		{"ifname empty", IfName(), "", "an interface name is required"},
 		{"ifname long", IfName(), "abcdefghijklmnop", `"abcdefghijklmnop" is 16 bytes; an interface name has at most 15`},

@@ -120,17 +120,44 @@ func printStatus(ctx context.Context, c pb.NodeAgentClient, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "managed objects: %d\n", len(list.GetObjects()))
 	for _, o := range list.GetObjects() {
-		if t := o.GetVxlanTunnel(); t != nil {
-			d := t.GetDevice()
-			under := d.GetUnderlay()
-			if d.GetLocalIp() != "" {
-				under = strings.TrimPrefix(under+" local "+d.GetLocalIp(), " ")
-			}
-			fmt.Fprintf(w, "  %s: vni %d underlay %s address %s, %d fdb, %d neighbors, %d routes\n", o.GetId(), d.GetVni(),
-				under, d.GetAddress(), len(t.GetFdb()), len(t.GetNeighbors()), len(t.GetRoutes()))
-		} else {
-			fmt.Fprintf(w, "  %s\n", o.GetId())
+		fmt.Fprintf(w, "  %s%s (owner %s)\n", o.GetId(), describeSpec(o), o.GetOwner())
+	}
+	printFindings(w, info)
+	return nil
+}
+
+// describeSpec summarises an object's spec after its id.
+func describeSpec(o *pb.Object) string {
+	t := o.GetVxlanTunnel()
+	if t == nil {
+		return ""
+	}
+	d := t.GetDevice()
+	under := d.GetUnderlay()
+	if d.GetLocalIp() != "" {
+		under = strings.TrimPrefix(under+" local "+d.GetLocalIp(), " ")
+	}
+	return fmt.Sprintf(": vni %d underlay %s address %s, %d fdb, %d neighbors, %d routes", d.GetVni(),
+		under, d.GetAddress(), len(t.GetFdb()), len(t.GetNeighbors()), len(t.GetRoutes()))
+}
+
+// printFindings shows what needs an operator's eye: objects whose replay failed or whose
+// apply was interrupted, and nodenet-marked kernel entries no object explains.
+func printFindings(w io.Writer, info *pb.NodeInfo) {
+	if ps := info.GetProblems(); len(ps) > 0 {
+		fmt.Fprintf(w, "problems: %d\n", len(ps))
+		for _, p := range ps {
+			fmt.Fprintf(w, "  %s: %s: %s\n", p.GetId(), p.GetProblem(), p.GetDetail())
 		}
 	}
-	return nil
+	if us := info.GetUnexplained(); len(us) > 0 {
+		fmt.Fprintf(w, "unexplained kernel entries (nodenet's marks, no managed object): %d\n", len(us))
+		for _, u := range us {
+			names := ""
+			if u.GetObjectId() != "" {
+				names = fmt.Sprintf(" (names %s: an apply of it takes it over, a delete of it removes it)", u.GetObjectId())
+			}
+			fmt.Fprintf(w, "  %s %s %s%s\n", u.GetEntry(), u.GetKey(), u.GetDetail(), names)
+		}
+	}
 }
