@@ -452,6 +452,12 @@ func meshInput(nodes []*node) mesh.Input {
 }
 
 // viaAgents is the provider's Create without terraform: Info on every member, mesh.Build,
+// The object (d) applies through the provider's fan-out client, and the owner it applies as.
+var (
+	benchID    = pb.ObjectID(pb.KindVxlanTunnel, devName)
+	benchOwner = "bench:fan-out"
+)
+
 // Apply on every member, with a new fleet (so the TLS dials are part of it, as in a
 // provider process).
 func viaAgents(b *testing.B, l *lab.Lab, nodes []*node) (total, info, build, apply time.Duration) {
@@ -474,14 +480,12 @@ func viaAgents(b *testing.B, l *lab.Lab, nodes []*node) (total, info, build, app
 		b.Fatalf("(d) mesh.Build: %v", merrs)
 	}
 	t2 := time.Now()
-	id := pb.ObjectID(pb.KindVxlanTunnel, devName)
-	if errs := f.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
-		_, err := c.Apply(ctx, &pb.ApplyRequest{Object: &pb.Object{
-			Id: id, Spec: &pb.Object_VxlanTunnel{VxlanTunnel: plan.Members[key].Spec},
-		}})
-		return err
-	}); len(errs) > 0 {
-		b.Fatalf("(d) Apply: %s", fleet.Join(errs))
+	objs := fleet.Objects{}
+	for _, key := range keys {
+		objs[key] = &pb.Object{Id: benchID, Owner: benchOwner, Spec: &pb.Object_VxlanTunnel{VxlanTunnel: plan.Members[key].Spec}}
+	}
+	if res := f.Apply(ctx, objs, func(string) *pb.Object { return nil }); !res.OK() {
+		b.Fatalf("(d) Apply: %s", fleet.Join(res.Failed))
 	}
 	end := time.Now()
 	return end.Sub(start), t1.Sub(start), t2.Sub(t1), end.Sub(t2)
@@ -494,12 +498,9 @@ func deleteViaAgents(b *testing.B, l *lab.Lab, nodes []*node) {
 	for _, nd := range nodes {
 		keys = append(keys, nd.key)
 	}
-	id := pb.ObjectID(pb.KindVxlanTunnel, devName)
-	if errs := f.Each(context.Background(), keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
-		_, err := c.Delete(ctx, &pb.DeleteRequest{Id: id})
-		return err
-	}); len(errs) > 0 {
-		b.Fatalf("Delete through the fleet: %s", fleet.Join(errs))
+	others, errs := f.Delete(context.Background(), benchID, benchOwner, keys)
+	if len(errs) > 0 || len(others) > 0 {
+		b.Fatalf("Delete through the fleet: %s %v", fleet.Join(errs), others)
 	}
 }
 

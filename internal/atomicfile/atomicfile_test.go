@@ -31,3 +31,19 @@ func TestWrite(t *testing.T) {
 		t.Fatal("wrote into a missing directory")
 	}
 }
+
+func TestWriteVolatileReplacesWhole(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	for _, data := range []string{"first", "second, longer"} {
+		if err := WriteVolatile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(p); string(got) != data {
+			t.Fatalf("read %q, want %q", got, data)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Dir(p))
+	if len(ents) != 1 {
+		t.Fatalf("left files: %v", ents)
+	}
+}

@@ -73,3 +73,34 @@ func (s *Store) migrate() error {
 	}
 	return nil
 }
+
+// cleanIntents removes the intents that must not be taken as operations under way: one torn
+// (written without fsync, only a power loss tears it; the kernel entries it guarded are gone
+// with the power), and one older than its record's last outcome (the outcome's removal of it
+// did not reach the disk before a power loss).
+func (s *Store) cleanIntents() ([]string, error) {
+	dir := filepath.Join(s.dir, objectsDir)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	var removed []string
+	for _, e := range ents {
+		base, ok := strings.CutSuffix(e.Name(), intentSuffix)
+		if !ok || e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		intent, ierr := readRecord(p)
+		rec, rerr := readRecord(filepath.Join(dir, base+suffix))
+		stale := ierr == nil && rerr == nil && intent.Pending != nil && !rec.AppliedAt.Before(intent.Pending.Started)
+		if ierr == nil && !stale {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			return removed, fmt.Errorf("store: %w", err)
+		}
+		removed = append(removed, p)
+	}
+	return removed, nil
+}

@@ -2,13 +2,18 @@
 //
 //	format                  the store's format version ("2")
 //	objects/<id>.json       one record per managed object; the id escaped (see fileName)
+//	objects/<id>.intent     the record as an operation under way wants it, with its intent
 //
-// A record holds the object's desired spec with its owner, the kernel entries it owns, the
-// boot at which the kernel last got its entries, and, while an operation is under way, that
-// operation's intent: it is written before the kernel is touched, so a crash leaves a record
-// of what the node may hold. Every write is atomic: a temporary file in the same directory
-// is written, fsynced and renamed over the target, and the directory is fsynced; temporary
-// files of writes that a crash interrupted are removed when the store is opened.
+// A record holds the object's desired spec with its owner, the kernel entries it owns and
+// the boot at which the kernel last got its entries. Before an operation touches the kernel,
+// its intent (the new spec and the entries it may create) is written beside the record, so a
+// crash of the agent leaves a record of what the node may hold; the outcome replaces the
+// record and removes the intent. Writes are atomic (a temporary file renamed over the
+// target). A record is fsynced with its directory, so it survives a power loss. An intent is
+// not: it only has to outlive the agent's process, since the kernel entries it guards do not
+// outlive the machine, and skipping its fsyncs keeps applies from queueing on the disk. When
+// the store is opened, an intent torn by a power loss, or older than its record's last
+// outcome, is removed, as are temporary files of interrupted writes.
 package store
 
 import (
@@ -20,9 +25,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/nodenet/terraform-provider-nodenet/internal/atomicfile"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
@@ -96,16 +103,22 @@ type fileRecord struct {
 }
 
 const (
-	objectsDir = "objects"
-	formatFile = "format"
-	suffix     = ".json"
+	objectsDir   = "objects"
+	formatFile   = "format"
+	suffix       = ".json"
+	intentSuffix = ".intent"
 )
 
-// Store is the desired state in one directory. It is safe for concurrent use; callers
-// serialise operations on one object themselves.
+// Store is the desired state in one directory, of which it must be the only writer (one
+// agent per state dir): it keeps what it read and wrote in memory, so a request does not read
+// and parse its object's file again. It is safe for concurrent use; callers serialise
+// operations on one object themselves.
 type Store struct {
 	dir     string
 	cleaned []string
+
+	mu    sync.Mutex
+	cache map[string]*Record
 
 	// FailWrite, when set (by tests), is called before every write of a record; an error
 	// fails the write as if the disk had refused it.
@@ -122,7 +135,7 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, objectsDir), 0o700); err != nil {
 		return nil, fmt.Errorf("store: state dir %s: %w", dir, err)
 	}
-	s := &Store{dir: dir}
+	s := &Store{dir: dir, cache: map[string]*Record{}}
 	format, err := s.readFormat()
 	if err != nil {
 		return nil, err
@@ -130,6 +143,11 @@ func Open(dir string) (*Store, error) {
 	if s.cleaned, err = cleanTemp(dir, filepath.Join(dir, objectsDir)); err != nil {
 		return nil, err
 	}
+	stale, err := s.cleanIntents()
+	if err != nil {
+		return nil, err
+	}
+	s.cleaned = append(s.cleaned, stale...)
 	if format < Format {
 		if err := s.migrate(); err != nil {
 			return nil, err
@@ -176,7 +194,8 @@ func newerFormat(dir string, n int) error {
 		dir, n, Format)
 }
 
-// Cleaned lists the temporary files of interrupted writes that Open removed.
+// Cleaned lists the files Open removed: temporary files of interrupted writes, and intents
+// torn by a power loss or older than their record's last outcome.
 func (s *Store) Cleaned() []string { return s.cleaned }
 
 // Dir is the state directory.
@@ -185,7 +204,9 @@ func (s *Store) Dir() string { return s.dir }
 // fileName is the record file of an id: every byte but letters, digits, '.', '_' and '-'
 // escaped as %XX ('/' included), so ids whose names are CIDRs or contain path characters
 // map to one file each, inside objects/.
-func fileName(id string) string {
+func fileName(id string) string { return escape(id) + suffix }
+
+func escape(id string) string {
 	var b strings.Builder
 	for i := 0; i < len(id); i++ {
 		c := id[i]
@@ -195,7 +216,7 @@ func fileName(id string) string {
 			fmt.Fprintf(&b, "%%%02X", c)
 		}
 	}
-	return b.String() + suffix
+	return b.String()
 }
 
 func (s *Store) path(id string) (string, error) {
@@ -203,6 +224,11 @@ func (s *Store) path(id string) (string, error) {
 		return "", fmt.Errorf("store: %w", err)
 	}
 	return filepath.Join(s.dir, objectsDir, fileName(id)), nil
+}
+
+// intentPath is the intent file beside a record file.
+func intentPath(recordPath string) string {
+	return strings.TrimSuffix(recordPath, suffix) + intentSuffix
 }
 
 // Put writes the record of rec.Object's id, replacing any previous one.
@@ -234,10 +260,65 @@ func (s *Store) Put(rec *Record) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("store: state dir: %w", err)
 	}
+	if rec.Pending != nil {
+		// See the package comment: an intent only has to outlive the agent's process.
+		if err := atomicfile.WriteVolatile(intentPath(p), append(data, '\n'), 0o600); err != nil {
+			s.forget(rec.ID())
+			return fmt.Errorf("store: write %s: %w", intentPath(p), err)
+		}
+		s.remember(rec)
+		return nil
+	}
 	if err := atomicfile.Write(p, append(data, '\n'), 0o600); err != nil {
+		s.forget(rec.ID()) // the file may or may not be the new one
 		return fmt.Errorf("store: write %s: %w", p, err)
 	}
+	if err := os.Remove(intentPath(p)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.forget(rec.ID())
+		return fmt.Errorf("store: %w", err)
+	}
+	s.remember(rec)
 	return nil
+}
+
+func (s *Store) remember(rec *Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cache[rec.ID()] = rec.clone()
+}
+
+func (s *Store) forget(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.cache, id)
+}
+
+func (s *Store) cached(id string) *Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.cache[id]; ok {
+		return r.clone()
+	}
+	return nil
+}
+
+// clone is a deep copy: callers change the records they get.
+func (r *Record) clone() *Record {
+	c := *r
+	c.Object = proto.Clone(r.Object).(*pb.Object)
+	c.Owned = append([]string(nil), r.Owned...)
+	if r.Pending != nil {
+		p := *r.Pending
+		p.Claims = append([]string(nil), r.Pending.Claims...)
+		c.Pending = &p
+	}
+	if r.Marks != nil {
+		c.Marks = make(map[string]string, len(r.Marks))
+		for k, v := range r.Marks {
+			c.Marks[k] = v
+		}
+	}
+	return &c
 }
 
 // Get returns the record of id, or an error wrapping ErrNotFound.
@@ -246,7 +327,10 @@ func (s *Store) Get(id string) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := readRecord(p)
+	if rec := s.cached(id); rec != nil {
+		return rec, nil
+	}
+	rec, err := load(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("store: %s: %w", id, ErrNotFound)
 	}
@@ -256,7 +340,18 @@ func (s *Store) Get(id string) (*Record, error) {
 	if rec.ID() != id {
 		return nil, fmt.Errorf("store: %s holds object %q, expected %q", p, rec.ID(), id)
 	}
+	s.remember(rec)
 	return rec, nil
+}
+
+// load reads the record at p, or its intent when there is one: an intent is newer than its
+// record (Open removed those that were not).
+func load(p string) (*Record, error) {
+	rec, err := readRecord(intentPath(p))
+	if errors.Is(err, os.ErrNotExist) {
+		return readRecord(p)
+	}
+	return rec, err
 }
 
 // Delete removes the record of id; it returns an error wrapping ErrNotFound if there is none.
@@ -265,11 +360,17 @@ func (s *Store) Delete(id string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("store: %s: %w", id, ErrNotFound)
+	s.forget(id)
+	found := false
+	for _, f := range []string{intentPath(p), p} {
+		err := os.Remove(f)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("store: %w", err)
 		}
-		return fmt.Errorf("store: %w", err)
+		found = found || err == nil
+	}
+	if !found {
+		return fmt.Errorf("store: %s: %w", id, ErrNotFound)
 	}
 	_ = atomicfile.SyncDir(filepath.Dir(p)) // best effort: the removal itself succeeded
 	return nil
@@ -283,13 +384,19 @@ func (s *Store) List() ([]*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	seen := map[string]bool{}
 	var out []*Record
 	for _, e := range ents {
 		n := e.Name()
-		if e.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, suffix) {
+		base, ok := strings.CutSuffix(n, intentSuffix)
+		if !ok {
+			base, ok = strings.CutSuffix(n, suffix)
+		}
+		if e.IsDir() || strings.HasPrefix(n, ".") || !ok || seen[base] {
 			continue
 		}
-		rec, err := readRecord(filepath.Join(dir, n))
+		seen[base] = true
+		rec, err := load(filepath.Join(dir, base+suffix))
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -36,7 +37,8 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "objects", "vxlan_tunnel%2Fvx-b.json")); err != nil {
+	// b is under way: its intent is written beside (not over) a record.
+	if _, err := os.Stat(filepath.Join(dir, "objects", "vxlan_tunnel%2Fvx-b.intent")); err != nil {
 		t.Fatal(err)
 	}
 	if f, err := os.ReadFile(filepath.Join(dir, "format")); err != nil || string(f) != "2\n" {
@@ -203,6 +205,7 @@ func TestCorrupt(t *testing.T) {
 	}
 	p := filepath.Join(dir, "objects", "vxlan_tunnel%2Fvx.json")
 	os.WriteFile(p, []byte(`{"id": "vxlan_tunnel/vx", "object": {"vxlanTunnel": 5`), 0o600)
+	s, _ = Open(dir) // the next start reads what is on disk
 	for _, f := range []func() error{
 		func() error { _, err := s.Get("vxlan_tunnel/vx"); return err },
 		func() error { _, err := s.List(); return err },
@@ -220,4 +223,83 @@ func TestFailWrite(t *testing.T) {
 	if err := s.Put(&Record{Object: obj("vx", 1)}); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("want the injected failure, got %v", err)
 	}
+}
+
+// TestCacheIsACopy: records from the store are copies: changing one changes neither the
+// store's memory nor what the next Get returns.
+func TestCacheIsACopy(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	if err := s.Put(&Record{Object: obj("vx", 1), Owned: []string{"link vx"}, Marks: map[string]string{"link vx": ""}}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := s.Get("vxlan_tunnel/vx")
+	r.Object.Owner = "changed"
+	r.Owned[0] = "changed"
+	r.Marks["link vx"] = "changed"
+	again, _ := s.Get("vxlan_tunnel/vx")
+	if again.Object.GetOwner() != "test:1" || again.Owned[0] != "link vx" || again.Marks["link vx"] != "" {
+		t.Fatalf("the cache shares memory with a caller: %+v", again)
+	}
+}
+
+// TestIntentBesideTheRecord: an intent is written beside the record and read instead of it
+// until the outcome replaces the record and removes it.
+func TestIntentBesideTheRecord(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Open(dir)
+	t0 := time.Now()
+	s.Put(&Record{Object: obj("vx", 1), AppliedAt: t0})
+	s.Put(&Record{Object: obj("vx", 2), AppliedAt: t0, Pending: &Pending{Op: "apply", Started: t0.Add(time.Second)}})
+	for _, st := range []*Store{s, reopen(t, dir)} {
+		r, err := st.Get("vxlan_tunnel/vx")
+		if err != nil || r.Pending == nil || r.Object.GetVxlanTunnel().GetDevice().GetVni() != 2 {
+			t.Fatalf("under way: %+v %v", r, err)
+		}
+		if l, _ := st.List(); len(l) != 1 || l[0].Pending == nil {
+			t.Fatalf("list under way: %v", l)
+		}
+	}
+	s.Put(&Record{Object: obj("vx", 2), AppliedAt: t0.Add(2 * time.Second)})
+	if _, err := os.Stat(filepath.Join(dir, "objects", "vxlan_tunnel%2Fvx.intent")); err == nil {
+		t.Fatal("the outcome left the intent")
+	}
+	if r, _ := reopen(t, dir).Get("vxlan_tunnel/vx"); r.Pending != nil || r.Object.GetVxlanTunnel().GetDevice().GetVni() != 2 {
+		t.Fatalf("after the outcome: %+v", r)
+	}
+	if err := s.Delete("vxlan_tunnel/vx"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIntentsAfterAPowerLoss: an intent torn by a power loss, or older than its record's
+// outcome (whose removal of it did not reach the disk), is removed at open; the record stays.
+func TestIntentsAfterAPowerLoss(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Open(dir)
+	t0 := time.Now()
+	s.Put(&Record{Object: obj("vxa", 1), AppliedAt: t0})
+	s.Put(&Record{Object: obj("vxb", 1), AppliedAt: t0.Add(time.Minute)})
+	torn := filepath.Join(dir, "objects", "vxlan_tunnel%2Fvxa.intent")
+	os.WriteFile(torn, []byte(`{"version": 2, "id": "vxlan_tun`), 0o600)
+	stale := filepath.Join(dir, "objects", "vxlan_tunnel%2Fvxb.intent")
+	b, _ := json.Marshal(fileRecord{Version: 2, ID: "vxlan_tunnel/vxb", Object: json.RawMessage(`{"id":"vxlan_tunnel/vxb"}`), Pending: &Pending{Op: "apply", Started: t0}})
+	os.WriteFile(stale, b, 0o600)
+	s2 := reopen(t, dir)
+	if got := strings.Join(s2.Cleaned(), ","); got != torn+","+stale {
+		t.Fatalf("cleaned %q, want the torn and the stale intent", got)
+	}
+	for _, n := range []string{"vxa", "vxb"} {
+		if r, err := s2.Get("vxlan_tunnel/" + n); err != nil || r.Pending != nil || r.Object.GetVxlanTunnel() == nil {
+			t.Fatalf("%s after the power loss: %+v %v", n, r, err)
+		}
+	}
+}
+
+func reopen(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
