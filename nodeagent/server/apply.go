@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -68,12 +67,7 @@ func (s *Server) apply(ctx context.Context, r reconcile.Reconciler, prev *store.
 	if key, holder := s.claims.add(id, claims); holder != "" {
 		return nil, s.claimErr(id, key, holder) // another object took it since the check
 	}
-	// The intent's boot is this one: the kernel is touched now, so only a reboot replays it.
-	intent := &store.Record{Object: obj, Owned: owned, BootID: s.cfg.BootID, Pending: &store.Pending{Op: "apply", Claims: claims, Started: time.Now()}}
-	if prev != nil {
-		intent.AppliedAt, intent.Marks = prev.AppliedAt, prev.Marks
-	}
-	if err := s.cfg.Store.Put(intent); err != nil {
+	if err := s.cfg.Store.PutIntent(id, obj.GetOwner(), &store.Pending{Op: "apply", Claims: intentClaims(prev, claims), Started: time.Now()}); err != nil {
 		s.claims.set(id, owned)
 		return nil, status.Errorf(codes.Internal, "%s: the intent could not be recorded in the state dir %s, so nothing was changed: %v",
 			s.where(id), s.cfg.Store.Dir(), err)
@@ -98,17 +92,28 @@ func (s *Server) apply(ctx context.Context, r reconcile.Reconciler, prev *store.
 	return res, nil
 }
 
-// putBack restores the record (and the claims) an operation started from; prev nil means the
-// object did not exist.
+// intentClaims are what an operation's intent records: the entries the new spec claims,
+// and those of an operation interrupted earlier, which may still be in the kernel.
+func intentClaims(prev *store.Record, claims []string) []string {
+	if prev == nil || prev.Pending == nil {
+		return claims
+	}
+	return union(prev.Pending.Claims, claims)
+}
+
+// putBack restores what an operation started from after it ended without changing the
+// record: the intent of an earlier interrupted operation, or none; and the claims. prev nil
+// means the object did not exist.
 func (s *Server) putBack(id string, prev *store.Record) error {
 	var err error
+	if prev != nil && prev.Pending != nil {
+		err = s.cfg.Store.PutIntent(id, prev.Object.GetOwner(), prev.Pending)
+	} else {
+		err = s.cfg.Store.DropIntent(id)
+	}
 	if prev == nil {
-		if err = s.cfg.Store.Delete(id); errors.Is(err, store.ErrNotFound) {
-			err = nil
-		}
 		s.claims.set(id, nil)
 	} else {
-		err = s.cfg.Store.Put(prev)
 		s.claims.set(id, prev.Entries())
 	}
 	if err != nil {

@@ -260,6 +260,7 @@ func TestRealReplay(t *testing.T) {
 	if !linkExists(t, ns, "vxr0") {
 		t.Fatal("a start after a reboot did not recreate the device")
 	}
+	st, _ = store.Open(dir) // what the agent wrote (a store caches what it read)
 	rec, err := st.Get(obj.GetId())
 	if err != nil || rec.BootID != "boot-3" || len(rec.Owned) != 2 {
 		t.Fatalf("record after the replay: %+v %v", rec, err)

@@ -83,13 +83,18 @@ func (s *Server) deleteRecorded(ctx context.Context, r reconcile.Reconciler, rec
 	if err := s.checkOwner(id, rec, owner, "delete"); err != nil {
 		return nil, err
 	}
+	if rec.Pending != nil && rec.Pending.Op == "adopt" && pb.KindOf(rec.Object) == "" {
+		// An adoption interrupted before it was recorded: the device was made by hand, so
+		// its marks are given back and nothing is removed.
+		adopted := *rec
+		adopted.Marks = rec.Pending.Marks
+		return nil, s.release(ctx, r, &adopted, owner, dryRun)
+	}
 	if dryRun {
 		changes, err := r.Delete(ctx, id, rec.Entries(), true)
 		return changes, s.statusErrOrNil(id, err)
 	}
-	intent := *rec
-	intent.Pending = &store.Pending{Op: "delete", Started: time.Now()}
-	if err := s.cfg.Store.Put(&intent); err != nil {
+	if err := s.cfg.Store.PutIntent(id, rec.Object.GetOwner(), &store.Pending{Op: "delete", Claims: intentClaims(rec, nil), Started: time.Now()}); err != nil {
 		return nil, status.Errorf(codes.Internal, "%s: the intent could not be recorded in the state dir %s, so nothing was changed: %v", s.where(id), s.cfg.Store.Dir(), err)
 	}
 	changes, err := r.Delete(ctx, id, rec.Entries(), false)
@@ -220,7 +225,11 @@ func (s *Server) takeOver(ctx context.Context, r reconcile.Reconciler, rec *stor
 	obs.Owner = prevOwner
 	if !dryRun && owner != prevOwner {
 		rec.Object.Owner = owner
-		if err := s.cfg.Store.Put(rec); err != nil {
+		err := s.cfg.Store.Put(rec)
+		if err == nil && rec.Pending != nil {
+			err = s.cfg.Store.PutIntent(id, owner, rec.Pending) // an interrupted operation stays on record
+		}
+		if err != nil {
 			return nil, s.stateErr(id, "could not record the new owner in", err)
 		}
 		s.log.Warn("object taken over by an import", "object", id, "from", prevOwner, "to", owner)
@@ -252,8 +261,7 @@ func (s *Server) adopt(ctx context.Context, r reconcile.Reconciler, id, name, ow
 	if key, holder := s.claims.add(id, look.Owned); holder != "" {
 		return nil, s.claimErr(id, key, holder)
 	}
-	intent := &store.Record{Object: desired, Pending: &store.Pending{Op: "adopt", Claims: look.Owned, Started: time.Now()}}
-	if err := s.cfg.Store.Put(intent); err != nil {
+	if err := s.cfg.Store.PutIntent(id, owner, &store.Pending{Op: "adopt", Claims: look.Owned, Marks: look.Marks, Started: time.Now()}); err != nil {
 		s.claims.set(id, nil)
 		return nil, s.stateErr(id, "nothing was adopted: could not write", err)
 	}

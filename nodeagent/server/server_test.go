@@ -395,7 +395,8 @@ func TestInterruptedReported(t *testing.T) {
 	dir := t.TempDir()
 	st, _ := store.Open(dir)
 	o := withRoute(spec("vx0", 3), "10.1.0.0/24")
-	st.Put(&store.Record{Object: o, BootID: "boot", Pending: &store.Pending{Op: "apply", Claims: []string{"link vx0", "route 10.1.0.0/24"}, Started: time.Now()}})
+	st.Put(&store.Record{Object: spec("vx0", 2), Owned: []string{"link vx0"}, BootID: "boot", AppliedAt: time.Now().Add(-time.Minute)})
+	st.PutIntent(o.GetId(), o.GetOwner(), &store.Pending{Op: "apply", Claims: []string{"link vx0", "route 10.1.0.0/24"}, Started: time.Now()})
 	f := newFake()
 	s, _ := newServer(t, dir, "boot", f)
 	if err := s.Start(t.Context()); err != nil {
@@ -420,7 +421,8 @@ func TestInterruptedReported(t *testing.T) {
 		t.Fatal("a start on the same boot finished the interrupted apply by itself")
 	}
 	// After a reboot, the interrupted object is replayed like the others.
-	st.Put(&store.Record{Object: o, BootID: "boot", Pending: &store.Pending{Op: "apply", Started: time.Now()}})
+	st.Put(&store.Record{Object: o, Owned: []string{"link vx0"}, BootID: "boot", AppliedAt: time.Now().Add(-time.Minute)})
+	st.PutIntent(o.GetId(), o.GetOwner(), &store.Pending{Op: "apply", Started: time.Now()})
 	s2, st2 := newServer(t, dir, "boot-2", f)
 	if err := s2.Start(t.Context()); err != nil {
 		t.Fatal(err)
@@ -550,5 +552,32 @@ func TestNewRefusesAFailedProbe(t *testing.T) {
 		ProbeKernelFeatures: func() (map[string]bool, string, error) { return nil, "", errors.New("operation not permitted") }})
 	if err == nil || !strings.Contains(err.Error(), "operation not permitted") {
 		t.Fatalf("want the probe's error, got %v", err)
+	}
+}
+
+// TestInterruptedAdoptionIsReleased: an adoption interrupted before it was recorded leaves an
+// intent; deleting the object gives the device's marks back and removes nothing: the device
+// was made by hand.
+func TestInterruptedAdoptionIsReleased(t *testing.T) {
+	dir := t.TempDir()
+	st, _ := store.Open(dir)
+	st.PutIntent("vxlan_tunnel/vxh", ownerA, &store.Pending{Op: "adopt", Claims: []string{"link vxh"}, Marks: map[string]string{"link vxh": "hand"}, Started: time.Now()})
+	f := newFake()
+	f.devs["vxh"] = &pb.VxlanTunnel{Device: &pb.VxlanDevice{Name: "vxh", Vni: 9}}
+	s, _ := newServer(t, dir, "boot", f)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := s.Info(t.Context(), &pb.InfoRequest{}); len(info.GetProblems()) != 1 || info.GetProblems()[0].GetProblem() != "interrupted" {
+		t.Fatalf("problems: %v", info.GetProblems())
+	}
+	if _, err := s.Delete(t.Context(), &pb.DeleteRequest{Id: "vxlan_tunnel/vxh", Owner: ownerA}); err != nil {
+		t.Fatal(err)
+	}
+	if !f.has("vxh") {
+		t.Fatal("the delete of an interrupted adoption removed the hand-made device")
+	}
+	if _, err := s.Get(t.Context(), &pb.GetRequest{Id: "vxlan_tunnel/vxh"}); err == nil {
+		t.Fatal("the interrupted adoption is still managed")
 	}
 }

@@ -32,7 +32,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.problems.set(rec.ID(), "unknown_kind", fmt.Sprintf("this agent cannot manage it (%v): was the state dir written by a newer agent?", err))
 			continue
 		}
-		if rec.Owned == nil && pb.KindOf(rec.Object) != "" {
+		if rec.Owned == nil && rec.Pending == nil && pb.KindOf(rec.Object) != "" {
 			rec.Owned = r.Claims(rec.Object) // a record of format 1
 			if err := s.cfg.Store.Put(rec); err != nil {
 				return fmt.Errorf("start: %w", err)

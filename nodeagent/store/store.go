@@ -2,13 +2,14 @@
 //
 //	format                  the store's format version ("2")
 //	objects/<id>.json       one record per managed object; the id escaped (see fileName)
-//	objects/<id>.intent     the record as an operation under way wants it, with its intent
+//	objects/<id>.intent     the intent of an operation under way on the object
 //
 // A record holds the object's desired spec with its owner, the kernel entries it owns and
 // the boot at which the kernel last got its entries. Before an operation touches the kernel,
-// its intent (the new spec and the entries it may create) is written beside the record, so a
+// its intent (the owner and the entries it may create) is written beside the record, so a
 // crash of the agent leaves a record of what the node may hold; the outcome replaces the
-// record and removes the intent. Writes are atomic (a temporary file renamed over the
+// record and removes the intent. The intent holds no spec: that is in the request, and
+// writing it twice per apply would double what an apply serialises. Writes are atomic (a temporary file renamed over the
 // target). A record is fsynced with its directory, so it survives a power loss. An intent is
 // not: it only has to outlive the agent's process, since the kernel entries it guards do not
 // outlive the machine, and skipping its fsyncs keeps applies from queueing on the disk. When
@@ -53,7 +54,9 @@ type Record struct {
 	BootID string
 	// AppliedAt is when the object was last applied.
 	AppliedAt time.Time
-	// Pending is set while an operation on the object is under way; a crash leaves it set.
+	// Pending is the intent of an operation under way (written with PutIntent); a crash
+	// leaves it. A record that has only an intent (a create or an adoption under way) has an
+	// Object with its id and owner and no spec.
 	Pending *Pending
 	// Marks are what an adoption overwrote (a link's previous ifalias, by entry key), for
 	// giving it back when an import is undone.
@@ -66,6 +69,8 @@ type Pending struct {
 	Op string `json:"op"`
 	// Claims are the entries the operation may create besides those the object owned.
 	Claims []string `json:"claims,omitempty"`
+	// Marks are what an adoption under way overwrites, so that it can be given back.
+	Marks map[string]string `json:"marks,omitempty"`
 	// Started is when the operation began.
 	Started time.Time `json:"started"`
 }
@@ -231,7 +236,8 @@ func intentPath(recordPath string) string {
 	return strings.TrimSuffix(recordPath, suffix) + intentSuffix
 }
 
-// Put writes the record of rec.Object's id, replacing any previous one.
+// Put writes the record of rec.Object's id, replacing any previous one, and removes its
+// intent: the operation's outcome is recorded. rec.Pending is not written (see PutIntent).
 func (s *Store) Put(rec *Record) error {
 	if rec == nil || rec.Object == nil {
 		return errors.New("store: record without an object")
@@ -245,7 +251,7 @@ func (s *Store) Put(rec *Record) error {
 			return fmt.Errorf("store: write %s: %w", p, err)
 		}
 	}
-	fr := fileRecord{Version: Format, ID: rec.ID(), BootID: rec.BootID, AppliedAt: rec.AppliedAt.UTC(), Pending: rec.Pending, Marks: rec.Marks}
+	fr := fileRecord{Version: Format, ID: rec.ID(), BootID: rec.BootID, AppliedAt: rec.AppliedAt.UTC(), Marks: rec.Marks}
 	if fr.Object, err = protojson.Marshal(rec.Object); err != nil {
 		return fmt.Errorf("store: marshal %s: %w", fr.ID, err)
 	}
@@ -260,15 +266,6 @@ func (s *Store) Put(rec *Record) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("store: state dir: %w", err)
 	}
-	if rec.Pending != nil {
-		// See the package comment: an intent only has to outlive the agent's process.
-		if err := atomicfile.WriteVolatile(intentPath(p), append(data, '\n'), 0o600); err != nil {
-			s.forget(rec.ID())
-			return fmt.Errorf("store: write %s: %w", intentPath(p), err)
-		}
-		s.remember(rec)
-		return nil
-	}
 	if err := atomicfile.Write(p, append(data, '\n'), 0o600); err != nil {
 		s.forget(rec.ID()) // the file may or may not be the new one
 		return fmt.Errorf("store: write %s: %w", p, err)
@@ -277,7 +274,50 @@ func (s *Store) Put(rec *Record) error {
 		s.forget(rec.ID())
 		return fmt.Errorf("store: %w", err)
 	}
-	s.remember(rec)
+	r := *rec
+	r.Pending = nil
+	s.remember(&r)
+	return nil
+}
+
+// PutIntent records that an operation on the object id, for owner, is under way, beside the
+// object's record, which it does not change. See the package comment for why it is not
+// synced.
+func (s *Store) PutIntent(id, owner string, p *Pending) error {
+	path, err := s.path(id)
+	if err != nil {
+		return err
+	}
+	if s.FailWrite != nil {
+		if err := s.FailWrite(&Record{Object: &pb.Object{Id: id, Owner: owner}, Pending: p}); err != nil {
+			return fmt.Errorf("store: write %s: %w", intentPath(path), err)
+		}
+	}
+	obj, err := protojson.Marshal(&pb.Object{Id: id, Owner: owner})
+	if err != nil {
+		return fmt.Errorf("store: marshal %s: %w", id, err)
+	}
+	data, err := json.Marshal(&fileRecord{Version: Format, ID: id, Object: obj, Pending: p})
+	if err != nil {
+		return fmt.Errorf("store: marshal %s: %w", id, err)
+	}
+	s.forget(id)
+	if err := atomicfile.WriteVolatile(intentPath(path), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("store: write %s: %w", intentPath(path), err)
+	}
+	return nil
+}
+
+// DropIntent removes the intent of id: the operation ended without changing the record.
+func (s *Store) DropIntent(id string) error {
+	path, err := s.path(id)
+	if err != nil {
+		return err
+	}
+	s.forget(id)
+	if err := os.Remove(intentPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store: %w", err)
+	}
 	return nil
 }
 
@@ -344,14 +384,24 @@ func (s *Store) Get(id string) (*Record, error) {
 	return rec, nil
 }
 
-// load reads the record at p, or its intent when there is one: an intent is newer than its
-// record (Open removed those that were not).
+// load reads the record at p with its intent, if there is one (Open removed the intents
+// older than their record).
 func load(p string) (*Record, error) {
-	rec, err := readRecord(intentPath(p))
-	if errors.Is(err, os.ErrNotExist) {
-		return readRecord(p)
+	rec, err := readRecord(p)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
 	}
-	return rec, err
+	intent, ierr := readRecord(intentPath(p))
+	switch {
+	case errors.Is(ierr, os.ErrNotExist):
+		return rec, err
+	case ierr != nil:
+		return nil, ierr
+	case rec == nil:
+		return intent, nil // a create or an adoption under way
+	}
+	rec.Pending = intent.Pending
+	return rec, nil
 }
 
 // Delete removes the record of id; it returns an error wrapping ErrNotFound if there is none.

@@ -29,13 +29,16 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	pending := &Pending{Op: "apply", Claims: []string{"route 10.9.0.0/24"}, Started: at}
-	b := &Record{Object: obj("vx-b", 7), Owned: []string{"link vx-b"}, BootID: "boot-1", AppliedAt: at, Pending: pending,
+	pending := &Pending{Op: "apply", Claims: []string{"route 10.9.0.0/24"}, Started: at.Add(time.Second)}
+	b := &Record{Object: obj("vx-b", 7), Owned: []string{"link vx-b"}, BootID: "boot-1", AppliedAt: at,
 		Marks: map[string]string{"link vx-b": "hand made"}}
 	for _, r := range []*Record{b, {Object: obj("vx-a", 8), AppliedAt: at}} {
 		if err := s.Put(r); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := s.PutIntent("vxlan_tunnel/vx-b", "test:1", pending); err != nil {
+		t.Fatal(err)
 	}
 	// b is under way: its intent is written beside (not over) a record.
 	if _, err := os.Stat(filepath.Join(dir, "objects", "vxlan_tunnel%2Fvx-b.intent")); err != nil {
@@ -249,10 +252,11 @@ func TestIntentBesideTheRecord(t *testing.T) {
 	s, _ := Open(dir)
 	t0 := time.Now()
 	s.Put(&Record{Object: obj("vx", 1), AppliedAt: t0})
-	s.Put(&Record{Object: obj("vx", 2), AppliedAt: t0, Pending: &Pending{Op: "apply", Started: t0.Add(time.Second)}})
+	s.PutIntent("vxlan_tunnel/vx", "test:1", &Pending{Op: "apply", Claims: []string{"route 10.1.0.0/24"}, Started: t0.Add(time.Second)})
 	for _, st := range []*Store{s, reopen(t, dir)} {
+		// The record as it was, with the intent beside it.
 		r, err := st.Get("vxlan_tunnel/vx")
-		if err != nil || r.Pending == nil || r.Object.GetVxlanTunnel().GetDevice().GetVni() != 2 {
+		if err != nil || r.Pending == nil || r.Object.GetVxlanTunnel().GetDevice().GetVni() != 1 || r.Pending.Claims[0] != "route 10.1.0.0/24" {
 			t.Fatalf("under way: %+v %v", r, err)
 		}
 		if l, _ := st.List(); len(l) != 1 || l[0].Pending == nil {
@@ -268,6 +272,18 @@ func TestIntentBesideTheRecord(t *testing.T) {
 	}
 	if err := s.Delete("vxlan_tunnel/vx"); err != nil {
 		t.Fatal(err)
+	}
+	// A create under way: only the intent, with the id and owner.
+	s.PutIntent("vxlan_tunnel/vy", "test:2", &Pending{Op: "apply", Claims: []string{"link vy"}, Started: t0})
+	r, err := reopen(t, dir).Get("vxlan_tunnel/vy")
+	if err != nil || r.Object.GetOwner() != "test:2" || r.Object.GetSpec() != nil || r.Pending == nil {
+		t.Fatalf("a create under way: %+v %v", r, err)
+	}
+	if err := s.DropIntent("vxlan_tunnel/vy"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reopen(t, dir).Get("vxlan_tunnel/vy"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a dropped intent is still read: %v", err)
 	}
 }
 
