@@ -235,19 +235,10 @@ func (f *Fleet) Each(ctx context.Context, keys []string, fn func(ctx context.Con
 // Infos asks every node's agent for its NodeInfo (identity, capabilities, interfaces,
 // kernel features).
 func (f *Fleet) Infos(ctx context.Context, keys []string) (map[string]*pb.NodeInfo, []*NodeError) {
-	var mu sync.Mutex
-	out := map[string]*pb.NodeInfo{}
-	errs := f.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
+	return collect(ctx, f, keys, func(ctx context.Context, _ string, c pb.NodeAgentClient) (*pb.NodeInfo, bool, error) {
 		ni, err := c.Info(ctx, &pb.InfoRequest{})
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		out[key] = ni
-		mu.Unlock()
-		return nil
+		return ni, err == nil, err
 	})
-	return out, errs
 }
 
 // Join renders node errors one per line.

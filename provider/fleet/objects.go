@@ -34,16 +34,26 @@ func (f *Fleet) DryRun(ctx context.Context, objs Objects) (map[string]*pb.ApplyR
 }
 
 func (f *Fleet) applyEach(ctx context.Context, objs Objects, keys []string, dryRun bool) (map[string]*pb.ApplyResponse, []*NodeError) {
-	var mu sync.Mutex
-	out := map[string]*pb.ApplyResponse{}
-	errs := f.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
+	return collect(ctx, f, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) (*pb.ApplyResponse, bool, error) {
 		resp, err := c.Apply(ctx, &pb.ApplyRequest{Object: objs[key], DryRun: dryRun})
+		return resp, err == nil, err
+	})
+}
+
+// collect calls every node and gathers the answers that call says to keep, by node.
+func collect[T any](ctx context.Context, f *Fleet, keys []string, call func(ctx context.Context, key string, c pb.NodeAgentClient) (T, bool, error)) (map[string]T, []*NodeError) {
+	var mu sync.Mutex
+	out := map[string]T{}
+	errs := f.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
+		v, keep, err := call(ctx, key, c)
 		if err != nil {
 			return err
 		}
-		mu.Lock()
-		out[key] = resp
-		mu.Unlock()
+		if keep {
+			mu.Lock()
+			out[key] = v
+			mu.Unlock()
+		}
 		return nil
 	})
 	return out, errs
@@ -141,19 +151,13 @@ func undoOne(ctx context.Context, c pb.NodeAgentClient, applied, prev *pb.Object
 
 // Get reads the object id on every node. A node that does not manage it has a nil object.
 func (f *Fleet) Get(ctx context.Context, id string, keys []string) (map[string]*pb.Object, []*NodeError) {
-	var mu sync.Mutex
-	out := map[string]*pb.Object{}
-	errs := f.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
+	return collect(ctx, f, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) (*pb.Object, bool, error) {
 		resp, err := c.Get(ctx, &pb.GetRequest{Id: id})
-		if err != nil && status.Code(err) != codes.NotFound {
-			return err
+		if status.Code(err) == codes.NotFound {
+			return nil, true, nil
 		}
-		mu.Lock()
-		out[key] = resp.GetObserved() // nil when NotFound
-		mu.Unlock()
-		return nil
+		return resp.GetObserved(), err == nil, err
 	})
-	return out, errs
 }
 
 // Delete removes the object from the nodes as owner. A node that does not manage it is
@@ -182,22 +186,13 @@ func (f *Fleet) Delete(ctx context.Context, id, owner string, keys []string) (ot
 // id for owner on the nodes (with dryRun it only looks). Nodes without it are left out of the
 // answer.
 func (f *Fleet) Adopt(ctx context.Context, id, name, owner string, keys []string, dryRun bool) (map[string]*pb.AdoptResponse, []*NodeError) {
-	var mu sync.Mutex
-	out := map[string]*pb.AdoptResponse{}
-	errs := f.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
+	return collect(ctx, f, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) (*pb.AdoptResponse, bool, error) {
 		resp, err := c.Adopt(ctx, &pb.AdoptRequest{Id: id, Name: name, Owner: owner, DryRun: dryRun})
 		if status.Code(err) == codes.NotFound {
-			return nil
+			return nil, false, nil
 		}
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		out[key] = resp
-		mu.Unlock()
-		return nil
+		return resp, err == nil, err
 	})
-	return out, errs
 }
 
 // Release undoes adoptions: the nodes forget the object and get nodenet's marks back off it,

@@ -16,11 +16,7 @@ import (
 // object owns that still carry nodenet's protocol. A missing device is no change; a device
 // someone else owns is a conflict and is left alone.
 func (r *Reconciler) Delete(_ context.Context, id string, owned []string, dryRun bool) ([]*pb.Change, error) {
-	name, err := deviceName(id)
-	if err != nil {
-		return nil, err
-	}
-	o, err := r.begin(id, owned, nil)
+	o, name, err := r.beginOn(id, owned)
 	if err != nil {
 		return nil, err
 	}
@@ -69,10 +65,7 @@ func (r *Reconciler) Delete(_ context.Context, id string, owned []string, dryRun
 // setting its ifalias (not with dryRun), and returns what it reads back. The previous ifalias
 // is kept in the adoption's marks for Release.
 func (r *Reconciler) Adopt(_ context.Context, id, name string, dryRun bool) (*reconcile.Adoption, error) {
-	if _, err := deviceName(id); err != nil {
-		return nil, err
-	}
-	o, err := r.begin(id, nil, nil)
+	o, _, err := r.beginOn(id, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -126,11 +119,7 @@ func (o *op) adoptedOwned(l netlink.Link) ([]string, error) {
 
 // Release puts the device's ifalias back as it was before the adoption.
 func (r *Reconciler) Release(_ context.Context, id string, marks map[string]string) error {
-	name, err := deviceName(id)
-	if err != nil {
-		return err
-	}
-	o, err := r.begin(id, nil, nil)
+	o, name, err := r.beginOn(id, nil)
 	if err != nil {
 		return err
 	}

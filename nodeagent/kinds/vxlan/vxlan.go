@@ -90,6 +90,17 @@ func (r *Reconciler) begin(id string, owned []string, heldBy func(string) string
 
 func (o *op) end() { o.h.Release() }
 
+// beginOn checks that id names a vxlan_tunnel and begins an operation on its device; it
+// returns the device name.
+func (r *Reconciler) beginOn(id string, owned []string) (*op, string, error) {
+	name, err := deviceName(id)
+	if err != nil {
+		return nil, "", err
+	}
+	o, err := r.begin(id, owned, nil)
+	return o, name, err
+}
+
 // Apply makes the kernel match the spec; when a change fails, those made are undone.
 func (r *Reconciler) Apply(_ context.Context, req reconcile.Request) (*reconcile.Result, error) {
 	if err := pb.ValidateVxlanTunnelObject(req.Spec); err != nil {
@@ -121,11 +132,7 @@ func (r *Reconciler) Apply(_ context.Context, req reconcile.Request) (*reconcile
 // Observe reads the device and its entries. Routes are those through the device that nodenet
 // added or that the object wants or owns.
 func (r *Reconciler) Observe(_ context.Context, id string, want *pb.Object, owned []string) (*pb.Object, error) {
-	name, err := deviceName(id)
-	if err != nil {
-		return nil, err
-	}
-	o, err := r.begin(id, owned, nil)
+	o, name, err := r.beginOn(id, owned)
 	if err != nil {
 		return nil, err
 	}
