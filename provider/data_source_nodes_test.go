@@ -56,8 +56,10 @@ data "nodenet_nodes" "c1" {
 			},
 			{
 				// A route with nodenet's protocol that no object explains (a lost state dir).
-				PreConfig: func() { run(t, l.Hosts[0], "ip", "route", "add", "10.250.0.0/24", "via", "192.168.0.31", "dev", "eth0", "proto", "147") },
-				Config:    config,
+				PreConfig: func() {
+					run(t, l.Hosts[0], "ip", "route", "add", "10.250.0.0/24", "via", "192.168.0.31", "dev", "eth0", "proto", "147")
+				},
+				Config: config,
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr(ds, "nodes.c1/n1.unexplained.#", "1"),
 					resource.TestCheckResourceAttr(ds, "nodes.c1/n1.unexplained.0", "route 10.250.0.0/24 via 192.168.0.31 dev eth0 proto 147"),
