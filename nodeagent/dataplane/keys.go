@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
@@ -73,7 +72,7 @@ func (d *Dataplane) Marked() ([]*pb.KernelEntry, error) {
 		if r.LinkIndex != 0 {
 			detail += "dev " + names[r.LinkIndex] + " "
 		}
-		detail += "proto " + netlink.RouteProtocol(RouteProtocol).String()
+		detail += "proto " + RouteProtocol.String()
 		_, key := SplitKey(RouteKey(RouteDst(r), r.Table))
 		out = append(out, &pb.KernelEntry{Entry: "route", Key: key, Detail: detail, ObjectId: objectOf[r.LinkIndex]})
 	}

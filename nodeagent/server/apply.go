@@ -41,8 +41,8 @@ func (s *Server) Apply(ctx context.Context, req *pb.ApplyRequest) (*pb.ApplyResp
 	return &pb.ApplyResponse{Observed: res.Observed, Changes: res.Changes}, nil
 }
 
-// apply runs one Apply with the object's lock held. The intent (the new spec and the kernel
-// entries it claims) is recorded before the kernel is touched, so a crash leaves a record of
+// apply runs one Apply with the object's lock held. The intent (the owner and the kernel
+// entries the new spec claims) is recorded before the kernel is touched, so a crash leaves a record of
 // what the node may hold; the outcome is recorded after. A failed change is undone by the
 // reconciler and the record goes back to what it was; when the outcome cannot be recorded,
 // the kernel change is undone too, so the node never holds a change the agent does not know.

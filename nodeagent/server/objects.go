@@ -92,7 +92,7 @@ func (s *Server) deleteRecorded(ctx context.Context, r reconcile.Reconciler, rec
 	}
 	if dryRun {
 		changes, err := r.Delete(ctx, id, rec.Entries(), true)
-		return changes, s.statusErrOrNil(id, err)
+		return changes, s.statusErr(id, err)
 	}
 	if err := s.cfg.Store.PutIntent(id, rec.Object.GetOwner(), &store.Pending{Op: "delete", Claims: intentClaims(rec, nil), Started: time.Now()}); err != nil {
 		return nil, status.Errorf(codes.Internal, "%s: the intent could not be recorded in the state dir %s, so nothing was changed: %v", s.where(id), s.cfg.Store.Dir(), err)
@@ -152,13 +152,6 @@ func (s *Server) release(ctx context.Context, r reconcile.Reconciler, rec *store
 	s.claims.set(id, nil)
 	s.problems.clear(id)
 	return nil
-}
-
-func (s *Server) statusErrOrNil(id string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return s.statusErr(id, err)
 }
 
 // List returns the desired specs of the managed objects, with their owners.

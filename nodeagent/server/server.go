@@ -110,7 +110,7 @@ func (s *Server) where(id string) string {
 }
 
 // statusErr maps an error of a reconciler or of validation to a gRPC status whose message
-// names the node and the object.
+// names the node and the object; nil stays nil.
 func (s *Server) statusErr(id string, err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err

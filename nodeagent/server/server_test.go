@@ -289,7 +289,7 @@ func TestAdopt(t *testing.T) {
 	if d.GetIfindex() != 0 || d.GetOperState() != "" || d.GetOwner() != "" || d.GetVni() != 9 || rec.Object.GetOwner() != ownerA {
 		t.Fatalf("stored desired spec: %v", rec.Object)
 	}
-	if err := pb.ValidateObject(rec.Object); err != nil {
+	if _, err := s.reg.Validate(rec.Object); err != nil {
 		t.Fatalf("stored spec invalid: %v", err)
 	}
 	if rec.BootID != "boot" || rec.Marks["link vxh"] != "hand" || rec.Pending != nil {

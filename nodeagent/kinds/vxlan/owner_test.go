@@ -130,7 +130,7 @@ func TestAdoptRefusesWhatASpecCannotHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	desired.Owner = "test:owner"
-	if err := pb.ValidateObject(desired); err != nil {
+	if err := errors.Join(pb.ValidateEnvelope(desired, true), p.rA.Validate(desired)); err != nil {
 		t.Fatalf("desired spec refused by the contract: %v\n%v", err, desired)
 	}
 	if d := desired.GetVxlanTunnel().GetDevice(); d.GetIfindex() != 0 || d.GetOwner() != "" || d.GetAddresses() != nil || d.GetAddress() != ovA+"/24" {

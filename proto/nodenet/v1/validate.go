@@ -255,19 +255,6 @@ func DeriveMAC(cluster, node, device string) string {
 	return hw.String()
 }
 
-// ValidateObject checks an object as the agent receives it in Apply: its envelope and the
-// rules of its kind.
-func ValidateObject(o *Object) error {
-	if err := ValidateEnvelope(o, true); err != nil {
-		return err
-	}
-	switch KindOf(o) {
-	case KindVxlanTunnel:
-		return ValidateVxlanTunnelObject(o)
-	}
-	return fieldErr("object.spec", "a spec is required (allowed: %s)", KindVxlanTunnel)
-}
-
 // ValidateVxlanTunnelObject checks a vxlan_tunnel object: its spec, and a device named as the
 // id says (a device name is the kind's natural key).
 func ValidateVxlanTunnelObject(o *Object) error {

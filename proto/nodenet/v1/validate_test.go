@@ -85,6 +85,15 @@ func TestParsers(t *testing.T) {
 	}
 }
 
+// validateObject is what the agent runs on an Apply of a vxlan_tunnel (its registry composes
+// the envelope and the kind's rule).
+func validateObject(o *Object) error {
+	if err := ValidateEnvelope(o, true); err != nil {
+		return err
+	}
+	return ValidateVxlanTunnelObject(o)
+}
+
 func TestValidateObject(t *testing.T) {
 	good := func() *Object {
 		return &Object{Id: "vxlan_tunnel/vxlan-test", Owner: "nodenet_vxlan_tunnel:0b1d", Spec: &Object_VxlanTunnel{VxlanTunnel: &VxlanTunnel{
@@ -94,7 +103,7 @@ func TestValidateObject(t *testing.T) {
 			Routes:    []*Route{{Dst: "10.235.88.0/24", Via: "179.17.1.16"}},
 		}}}
 	}
-	if err := ValidateObject(good()); err != nil {
+	if err := validateObject(good()); err != nil {
 		t.Fatalf("good object refused: %v", err)
 	}
 	for name, c := range map[string]struct {
@@ -116,9 +125,9 @@ func TestValidateObject(t *testing.T) {
 	} {
 		o := good()
 		c.mutate(o)
-		fe, ok := AsFieldError(ValidateObject(o))
+		fe, ok := AsFieldError(validateObject(o))
 		if !ok || fe.Field != c.field {
-			t.Errorf("%s: want an error on %s, got %v", name, c.field, ValidateObject(o))
+			t.Errorf("%s: want an error on %s, got %v", name, c.field, validateObject(o))
 		}
 	}
 }
