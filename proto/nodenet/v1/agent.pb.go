@@ -83,7 +83,7 @@ func (x Change_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Change_Action.Descriptor instead.
 func (Change_Action) EnumDescriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{11, 0}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{19, 0}
 }
 
 type InfoRequest struct {
@@ -497,6 +497,10 @@ type Object struct {
 	// Types that are valid to be assigned to Spec:
 	//
 	//	*Object_VxlanTunnel
+	//	*Object_BgpSpeaker
+	//	*Object_BgpPeer
+	//	*Object_BgpReflector
+	//	*Object_IpPool
 	Spec          isObject_Spec `protobuf_oneof:"spec"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -562,6 +566,42 @@ func (x *Object) GetVxlanTunnel() *VxlanTunnel {
 	return nil
 }
 
+func (x *Object) GetBgpSpeaker() *BgpSpeaker {
+	if x != nil {
+		if x, ok := x.Spec.(*Object_BgpSpeaker); ok {
+			return x.BgpSpeaker
+		}
+	}
+	return nil
+}
+
+func (x *Object) GetBgpPeer() *BgpPeer {
+	if x != nil {
+		if x, ok := x.Spec.(*Object_BgpPeer); ok {
+			return x.BgpPeer
+		}
+	}
+	return nil
+}
+
+func (x *Object) GetBgpReflector() *BgpReflector {
+	if x != nil {
+		if x, ok := x.Spec.(*Object_BgpReflector); ok {
+			return x.BgpReflector
+		}
+	}
+	return nil
+}
+
+func (x *Object) GetIpPool() *IpPool {
+	if x != nil {
+		if x, ok := x.Spec.(*Object_IpPool); ok {
+			return x.IpPool
+		}
+	}
+	return nil
+}
+
 type isObject_Spec interface {
 	isObject_Spec()
 }
@@ -570,7 +610,789 @@ type Object_VxlanTunnel struct {
 	VxlanTunnel *VxlanTunnel `protobuf:"bytes,10,opt,name=vxlan_tunnel,json=vxlanTunnel,proto3,oneof"`
 }
 
+type Object_BgpSpeaker struct {
+	// id "bgp_speaker/default": nodenet_bgp_config's share of a node.
+	BgpSpeaker *BgpSpeaker `protobuf:"bytes,11,opt,name=bgp_speaker,json=bgpSpeaker,proto3,oneof"`
+}
+
+type Object_BgpPeer struct {
+	// id "bgp_peer/<peer ip>": nodenet_bgp_peer's share of a node.
+	BgpPeer *BgpPeer `protobuf:"bytes,12,opt,name=bgp_peer,json=bgpPeer,proto3,oneof"`
+}
+
+type Object_BgpReflector struct {
+	// id "bgp_reflector/<reflector node>": nodenet_route_reflector's share of a node.
+	BgpReflector *BgpReflector `protobuf:"bytes,13,opt,name=bgp_reflector,json=bgpReflector,proto3,oneof"`
+}
+
+type Object_IpPool struct {
+	// id "ip_pool/<pool cidr>": nodenet_ippool's share of a node.
+	IpPool *IpPool `protobuf:"bytes,14,opt,name=ip_pool,json=ipPool,proto3,oneof"`
+}
+
 func (*Object_VxlanTunnel) isObject_Spec() {}
+
+func (*Object_BgpSpeaker) isObject_Spec() {}
+
+func (*Object_BgpPeer) isObject_Spec() {}
+
+func (*Object_BgpReflector) isObject_Spec() {}
+
+func (*Object_IpPool) isObject_Spec() {}
+
+// The node's BGP speaker (embedded GoBGP). One per node. Every BGP peering of the node
+// (mesh, explicit peers, reflectors and their clients) runs in this speaker; the kinds
+// bgp_peer and bgp_reflector add neighbours to it.
+type BgpSpeaker struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Asn   uint32                 `protobuf:"varint,1,opt,name=asn,proto3" json:"asn,omitempty"`
+	// The node's address: the source of its sessions and the next hop of its blocks.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// Router id, IPv4 form; "" means address.
+	RouterId string `protobuf:"bytes,3,opt,name=router_id,json=routerId,proto3" json:"router_id,omitempty"`
+	// TCP port the speaker listens on and connects to (179 when 0).
+	ListenPort      uint32              `protobuf:"varint,4,opt,name=listen_port,json=listenPort,proto3" json:"listen_port,omitempty"`
+	GracefulRestart *BgpGracefulRestart `protobuf:"bytes,5,opt,name=graceful_restart,json=gracefulRestart,proto3" json:"graceful_restart,omitempty"`
+	Timers          *BgpTimers          `protobuf:"bytes,6,opt,name=timers,proto3" json:"timers,omitempty"`
+	// Node-to-node mesh: the other nodes of the cluster (empty when the mesh is off).
+	Mesh []*BgpNeighbor `protobuf:"bytes,7,rep,name=mesh,proto3" json:"mesh,omitempty"`
+	// Observed only.
+	// "running", or why the speaker is not running.
+	State string `protobuf:"bytes,20,opt,name=state,proto3" json:"state,omitempty"`
+	// Every session of the speaker, whichever object configured it.
+	Sessions []*BgpSession `protobuf:"bytes,21,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	// Routes learned from peers that are in the kernel now.
+	RoutesInstalled uint32 `protobuf:"varint,22,opt,name=routes_installed,json=routesInstalled,proto3" json:"routes_installed,omitempty"`
+	// Learned routes left out of the kernel because a route nodenet does not own is there.
+	Conflicts     []string `protobuf:"bytes,23,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BgpSpeaker) Reset() {
+	*x = BgpSpeaker{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgpSpeaker) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgpSpeaker) ProtoMessage() {}
+
+func (x *BgpSpeaker) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgpSpeaker.ProtoReflect.Descriptor instead.
+func (*BgpSpeaker) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *BgpSpeaker) GetAsn() uint32 {
+	if x != nil {
+		return x.Asn
+	}
+	return 0
+}
+
+func (x *BgpSpeaker) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *BgpSpeaker) GetRouterId() string {
+	if x != nil {
+		return x.RouterId
+	}
+	return ""
+}
+
+func (x *BgpSpeaker) GetListenPort() uint32 {
+	if x != nil {
+		return x.ListenPort
+	}
+	return 0
+}
+
+func (x *BgpSpeaker) GetGracefulRestart() *BgpGracefulRestart {
+	if x != nil {
+		return x.GracefulRestart
+	}
+	return nil
+}
+
+func (x *BgpSpeaker) GetTimers() *BgpTimers {
+	if x != nil {
+		return x.Timers
+	}
+	return nil
+}
+
+func (x *BgpSpeaker) GetMesh() []*BgpNeighbor {
+	if x != nil {
+		return x.Mesh
+	}
+	return nil
+}
+
+func (x *BgpSpeaker) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *BgpSpeaker) GetSessions() []*BgpSession {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *BgpSpeaker) GetRoutesInstalled() uint32 {
+	if x != nil {
+		return x.RoutesInstalled
+	}
+	return 0
+}
+
+func (x *BgpSpeaker) GetConflicts() []string {
+	if x != nil {
+		return x.Conflicts
+	}
+	return nil
+}
+
+type BgpGracefulRestart struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Enabled bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Seconds peers keep this node's routes while it restarts (1..4095).
+	RestartTime   uint32 `protobuf:"varint,2,opt,name=restart_time,json=restartTime,proto3" json:"restart_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BgpGracefulRestart) Reset() {
+	*x = BgpGracefulRestart{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgpGracefulRestart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgpGracefulRestart) ProtoMessage() {}
+
+func (x *BgpGracefulRestart) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgpGracefulRestart.ProtoReflect.Descriptor instead.
+func (*BgpGracefulRestart) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BgpGracefulRestart) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *BgpGracefulRestart) GetRestartTime() uint32 {
+	if x != nil {
+		return x.RestartTime
+	}
+	return 0
+}
+
+// Seconds; 0 means nodenet's default (keepalive 3, hold 9, connect retry 2, idle hold 1),
+// not GoBGP's minutes.
+type BgpTimers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keepalive     uint32                 `protobuf:"varint,1,opt,name=keepalive,proto3" json:"keepalive,omitempty"`
+	HoldTime      uint32                 `protobuf:"varint,2,opt,name=hold_time,json=holdTime,proto3" json:"hold_time,omitempty"`
+	ConnectRetry  uint32                 `protobuf:"varint,3,opt,name=connect_retry,json=connectRetry,proto3" json:"connect_retry,omitempty"`
+	IdleHold      uint32                 `protobuf:"varint,4,opt,name=idle_hold,json=idleHold,proto3" json:"idle_hold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BgpTimers) Reset() {
+	*x = BgpTimers{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgpTimers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgpTimers) ProtoMessage() {}
+
+func (x *BgpTimers) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgpTimers.ProtoReflect.Descriptor instead.
+func (*BgpTimers) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BgpTimers) GetKeepalive() uint32 {
+	if x != nil {
+		return x.Keepalive
+	}
+	return 0
+}
+
+func (x *BgpTimers) GetHoldTime() uint32 {
+	if x != nil {
+		return x.HoldTime
+	}
+	return 0
+}
+
+func (x *BgpTimers) GetConnectRetry() uint32 {
+	if x != nil {
+		return x.ConnectRetry
+	}
+	return 0
+}
+
+func (x *BgpTimers) GetIdleHold() uint32 {
+	if x != nil {
+		return x.IdleHold
+	}
+	return 0
+}
+
+// A neighbour that is another nodenet node.
+type BgpNeighbor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Asn           uint32                 `protobuf:"varint,3,opt,name=asn,proto3" json:"asn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BgpNeighbor) Reset() {
+	*x = BgpNeighbor{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgpNeighbor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgpNeighbor) ProtoMessage() {}
+
+func (x *BgpNeighbor) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgpNeighbor.ProtoReflect.Descriptor instead.
+func (*BgpNeighbor) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *BgpNeighbor) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *BgpNeighbor) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *BgpNeighbor) GetAsn() uint32 {
+	if x != nil {
+		return x.Asn
+	}
+	return 0
+}
+
+// One BGP session as the speaker sees it.
+type BgpSession struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Peer  string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	Asn   uint32                 `protobuf:"varint,2,opt,name=asn,proto3" json:"asn,omitempty"`
+	// "mesh", "explicit", "rr-client" (a client of this reflector), "rr" (a reflector this node
+	// is a client of).
+	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	// "Established", "Active", "Idle", "Connect", "OpenSent", "OpenConfirm".
+	State string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	// Unix seconds of the last state change.
+	Since      int64  `protobuf:"varint,5,opt,name=since,proto3" json:"since,omitempty"`
+	Received   uint32 `protobuf:"varint,6,opt,name=received,proto3" json:"received,omitempty"`
+	Advertised uint32 `protobuf:"varint,7,opt,name=advertised,proto3" json:"advertised,omitempty"`
+	// The neighbour's node name when it is a nodenet node.
+	Node string `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
+	// Which object configured the session.
+	ObjectId      string `protobuf:"bytes,9,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BgpSession) Reset() {
+	*x = BgpSession{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgpSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgpSession) ProtoMessage() {}
+
+func (x *BgpSession) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgpSession.ProtoReflect.Descriptor instead.
+func (*BgpSession) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BgpSession) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *BgpSession) GetAsn() uint32 {
+	if x != nil {
+		return x.Asn
+	}
+	return 0
+}
+
+func (x *BgpSession) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *BgpSession) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *BgpSession) GetSince() int64 {
+	if x != nil {
+		return x.Since
+	}
+	return 0
+}
+
+func (x *BgpSession) GetReceived() uint32 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *BgpSession) GetAdvertised() uint32 {
+	if x != nil {
+		return x.Advertised
+	}
+	return 0
+}
+
+func (x *BgpSession) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *BgpSession) GetObjectId() string {
+	if x != nil {
+		return x.ObjectId
+	}
+	return ""
+}
+
+// An explicit peering: a ToR or external router, or another node.
+type BgpPeer struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	PeerIp  string                 `protobuf:"bytes,1,opt,name=peer_ip,json=peerIp,proto3" json:"peer_ip,omitempty"`
+	PeerAsn uint32                 `protobuf:"varint,2,opt,name=peer_asn,json=peerAsn,proto3" json:"peer_asn,omitempty"`
+	// TCP MD5 password. Input only: never returned by Get, List or Apply.
+	Password string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	// eBGP multihop TTL (0: off).
+	EbgpMultihop uint32 `protobuf:"varint,4,opt,name=ebgp_multihop,json=ebgpMultihop,proto3" json:"ebgp_multihop,omitempty"`
+	// Local address of the session ("" = the speaker's address).
+	SourceAddress   string              `protobuf:"bytes,5,opt,name=source_address,json=sourceAddress,proto3" json:"source_address,omitempty"`
+	Passive         bool                `protobuf:"varint,6,opt,name=passive,proto3" json:"passive,omitempty"`
+	Timers          *BgpTimers          `protobuf:"bytes,7,opt,name=timers,proto3" json:"timers,omitempty"`
+	GracefulRestart *BgpGracefulRestart `protobuf:"bytes,8,opt,name=graceful_restart,json=gracefulRestart,proto3" json:"graceful_restart,omitempty"`
+	// Remote TCP port (179 when 0).
+	Port uint32 `protobuf:"varint,9,opt,name=port,proto3" json:"port,omitempty"`
+	// Observed only.
+	// Whether a password is configured in the speaker, and whether it is the one last applied.
+	PasswordSet    bool        `protobuf:"varint,20,opt,name=password_set,json=passwordSet,proto3" json:"password_set,omitempty"`
+	PasswordInSync bool        `protobuf:"varint,21,opt,name=password_in_sync,json=passwordInSync,proto3" json:"password_in_sync,omitempty"`
+	Session        *BgpSession `protobuf:"bytes,22,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *BgpPeer) Reset() {
+	*x = BgpPeer{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgpPeer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgpPeer) ProtoMessage() {}
+
+func (x *BgpPeer) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgpPeer.ProtoReflect.Descriptor instead.
+func (*BgpPeer) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *BgpPeer) GetPeerIp() string {
+	if x != nil {
+		return x.PeerIp
+	}
+	return ""
+}
+
+func (x *BgpPeer) GetPeerAsn() uint32 {
+	if x != nil {
+		return x.PeerAsn
+	}
+	return 0
+}
+
+func (x *BgpPeer) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *BgpPeer) GetEbgpMultihop() uint32 {
+	if x != nil {
+		return x.EbgpMultihop
+	}
+	return 0
+}
+
+func (x *BgpPeer) GetSourceAddress() string {
+	if x != nil {
+		return x.SourceAddress
+	}
+	return ""
+}
+
+func (x *BgpPeer) GetPassive() bool {
+	if x != nil {
+		return x.Passive
+	}
+	return false
+}
+
+func (x *BgpPeer) GetTimers() *BgpTimers {
+	if x != nil {
+		return x.Timers
+	}
+	return nil
+}
+
+func (x *BgpPeer) GetGracefulRestart() *BgpGracefulRestart {
+	if x != nil {
+		return x.GracefulRestart
+	}
+	return nil
+}
+
+func (x *BgpPeer) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *BgpPeer) GetPasswordSet() bool {
+	if x != nil {
+		return x.PasswordSet
+	}
+	return false
+}
+
+func (x *BgpPeer) GetPasswordInSync() bool {
+	if x != nil {
+		return x.PasswordInSync
+	}
+	return false
+}
+
+func (x *BgpPeer) GetSession() *BgpSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+// A route reflector's share of a node. On the reflector itself: its cluster id and clients.
+// On a client: the peering with the reflector.
+type BgpReflector struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reflector node's name and address.
+	Reflector string `protobuf:"bytes,1,opt,name=reflector,proto3" json:"reflector,omitempty"`
+	Address   string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Asn       uint32 `protobuf:"varint,3,opt,name=asn,proto3" json:"asn,omitempty"`
+	// On the reflector only: cluster id (IPv4 form) and clients.
+	ClusterId string         `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Clients   []*BgpNeighbor `protobuf:"bytes,5,rep,name=clients,proto3" json:"clients,omitempty"`
+	// Observed only: the sessions this object configured.
+	Sessions      []*BgpSession `protobuf:"bytes,20,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BgpReflector) Reset() {
+	*x = BgpReflector{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgpReflector) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgpReflector) ProtoMessage() {}
+
+func (x *BgpReflector) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgpReflector.ProtoReflect.Descriptor instead.
+func (*BgpReflector) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *BgpReflector) GetReflector() string {
+	if x != nil {
+		return x.Reflector
+	}
+	return ""
+}
+
+func (x *BgpReflector) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *BgpReflector) GetAsn() uint32 {
+	if x != nil {
+		return x.Asn
+	}
+	return 0
+}
+
+func (x *BgpReflector) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *BgpReflector) GetClients() []*BgpNeighbor {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
+func (x *BgpReflector) GetSessions() []*BgpSession {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+// An IP pool's share of a node: the node's block of the pool, a blackhole route for it, and
+// its announcement over BGP.
+type IpPool struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Cidr  string                 `protobuf:"bytes,1,opt,name=cidr,proto3" json:"cidr,omitempty"`
+	// The node's block, inside cidr ("" when the node has none).
+	Block string `protobuf:"bytes,2,opt,name=block,proto3" json:"block,omitempty"`
+	// A disabled pool keeps its blocks but gives no new ones (the provider's concern).
+	Disabled         bool `protobuf:"varint,3,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	DisableBgpExport bool `protobuf:"varint,4,opt,name=disable_bgp_export,json=disableBgpExport,proto3" json:"disable_bgp_export,omitempty"`
+	// Observed only.
+	// The blackhole route for block is in the kernel.
+	Blackhole bool `protobuf:"varint,20,opt,name=blackhole,proto3" json:"blackhole,omitempty"`
+	// The block is announced by the node's speaker.
+	Advertised    bool `protobuf:"varint,21,opt,name=advertised,proto3" json:"advertised,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IpPool) Reset() {
+	*x = IpPool{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IpPool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IpPool) ProtoMessage() {}
+
+func (x *IpPool) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IpPool.ProtoReflect.Descriptor instead.
+func (*IpPool) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *IpPool) GetCidr() string {
+	if x != nil {
+		return x.Cidr
+	}
+	return ""
+}
+
+func (x *IpPool) GetBlock() string {
+	if x != nil {
+		return x.Block
+	}
+	return ""
+}
+
+func (x *IpPool) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *IpPool) GetDisableBgpExport() bool {
+	if x != nil {
+		return x.DisableBgpExport
+	}
+	return false
+}
+
+func (x *IpPool) GetBlackhole() bool {
+	if x != nil {
+		return x.Blackhole
+	}
+	return false
+}
+
+func (x *IpPool) GetAdvertised() bool {
+	if x != nil {
+		return x.Advertised
+	}
+	return false
+}
 
 // One node's share of a VXLAN overlay: its device and the entries that reach the other members.
 type VxlanTunnel struct {
@@ -589,7 +1411,7 @@ type VxlanTunnel struct {
 
 func (x *VxlanTunnel) Reset() {
 	*x = VxlanTunnel{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[6]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +1423,7 @@ func (x *VxlanTunnel) String() string {
 func (*VxlanTunnel) ProtoMessage() {}
 
 func (x *VxlanTunnel) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[6]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +1436,7 @@ func (x *VxlanTunnel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VxlanTunnel.ProtoReflect.Descriptor instead.
 func (*VxlanTunnel) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *VxlanTunnel) GetDevice() *VxlanDevice {
@@ -674,7 +1496,7 @@ type VxlanDevice struct {
 
 func (x *VxlanDevice) Reset() {
 	*x = VxlanDevice{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[7]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +1508,7 @@ func (x *VxlanDevice) String() string {
 func (*VxlanDevice) ProtoMessage() {}
 
 func (x *VxlanDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[7]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +1521,7 @@ func (x *VxlanDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VxlanDevice.ProtoReflect.Descriptor instead.
 func (*VxlanDevice) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *VxlanDevice) GetName() string {
@@ -803,7 +1625,7 @@ type FdbEntry struct {
 
 func (x *FdbEntry) Reset() {
 	*x = FdbEntry{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[8]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -815,7 +1637,7 @@ func (x *FdbEntry) String() string {
 func (*FdbEntry) ProtoMessage() {}
 
 func (x *FdbEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[8]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -828,7 +1650,7 @@ func (x *FdbEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FdbEntry.ProtoReflect.Descriptor instead.
 func (*FdbEntry) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FdbEntry) GetMac() string {
@@ -855,7 +1677,7 @@ type Neighbor struct {
 
 func (x *Neighbor) Reset() {
 	*x = Neighbor{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[9]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +1689,7 @@ func (x *Neighbor) String() string {
 func (*Neighbor) ProtoMessage() {}
 
 func (x *Neighbor) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[9]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +1702,7 @@ func (x *Neighbor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neighbor.ProtoReflect.Descriptor instead.
 func (*Neighbor) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Neighbor) GetIp() string {
@@ -909,7 +1731,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[10]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +1743,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[10]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +1756,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Route) GetDst() string {
@@ -966,7 +1788,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[11]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1800,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[11]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1813,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Change) GetAction() Change_Action {
@@ -1032,7 +1854,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[12]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1866,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[12]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1879,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ApplyRequest) GetObject() *Object {
@@ -1086,7 +1908,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[13]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1920,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[13]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1933,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ApplyResponse) GetObserved() *Object {
@@ -1137,7 +1959,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[14]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1149,7 +1971,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[14]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1162,7 +1984,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetRequest) GetId() string {
@@ -1181,7 +2003,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[15]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +2015,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[15]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +2028,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetResponse) GetObserved() *Object {
@@ -1231,7 +2053,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[16]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +2065,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[16]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +2078,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteRequest) GetId() string {
@@ -1296,7 +2118,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[17]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +2130,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[17]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +2143,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteResponse) GetChanges() []*Change {
@@ -1339,7 +2161,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +2173,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +2186,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 type ListResponse struct {
@@ -1377,7 +2199,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +2211,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,7 +2224,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListResponse) GetObjects() []*Object {
@@ -1427,7 +2249,7 @@ type AdoptRequest struct {
 
 func (x *AdoptRequest) Reset() {
 	*x = AdoptRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +2261,7 @@ func (x *AdoptRequest) String() string {
 func (*AdoptRequest) ProtoMessage() {}
 
 func (x *AdoptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +2274,7 @@ func (x *AdoptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdoptRequest.ProtoReflect.Descriptor instead.
 func (*AdoptRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AdoptRequest) GetId() string {
@@ -1496,7 +2318,7 @@ type AdoptResponse struct {
 
 func (x *AdoptResponse) Reset() {
 	*x = AdoptResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1508,7 +2330,7 @@ func (x *AdoptResponse) String() string {
 func (*AdoptResponse) ProtoMessage() {}
 
 func (x *AdoptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1521,7 +2343,7 @@ func (x *AdoptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdoptResponse.ProtoReflect.Descriptor instead.
 func (*AdoptResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AdoptResponse) GetObserved() *Object {
@@ -1587,13 +2409,87 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"oper_state\x18\x06 \x01(\tR\toperState\x12\x12\n" +
 	"\x04kind\x18\a \x01(\tR\x04kind\x12\x14\n" +
-	"\x05owner\x18\b \x01(\tR\x05owner\"t\n" +
+	"\x05owner\x18\b \x01(\tR\x05owner\"\xd1\x02\n" +
 	"\x06Object\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12<\n" +
 	"\fvxlan_tunnel\x18\n" +
-	" \x01(\v2\x17.nodenet.v1.VxlanTunnelH\x00R\vvxlanTunnelB\x06\n" +
-	"\x04spec\"\xc5\x01\n" +
+	" \x01(\v2\x17.nodenet.v1.VxlanTunnelH\x00R\vvxlanTunnel\x129\n" +
+	"\vbgp_speaker\x18\v \x01(\v2\x16.nodenet.v1.BgpSpeakerH\x00R\n" +
+	"bgpSpeaker\x120\n" +
+	"\bbgp_peer\x18\f \x01(\v2\x13.nodenet.v1.BgpPeerH\x00R\abgpPeer\x12?\n" +
+	"\rbgp_reflector\x18\r \x01(\v2\x18.nodenet.v1.BgpReflectorH\x00R\fbgpReflector\x12-\n" +
+	"\aip_pool\x18\x0e \x01(\v2\x12.nodenet.v1.IpPoolH\x00R\x06ipPoolB\x06\n" +
+	"\x04spec\"\xb0\x03\n" +
+	"\n" +
+	"BgpSpeaker\x12\x10\n" +
+	"\x03asn\x18\x01 \x01(\rR\x03asn\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
+	"\trouter_id\x18\x03 \x01(\tR\brouterId\x12\x1f\n" +
+	"\vlisten_port\x18\x04 \x01(\rR\n" +
+	"listenPort\x12I\n" +
+	"\x10graceful_restart\x18\x05 \x01(\v2\x1e.nodenet.v1.BgpGracefulRestartR\x0fgracefulRestart\x12-\n" +
+	"\x06timers\x18\x06 \x01(\v2\x15.nodenet.v1.BgpTimersR\x06timers\x12+\n" +
+	"\x04mesh\x18\a \x03(\v2\x17.nodenet.v1.BgpNeighborR\x04mesh\x12\x14\n" +
+	"\x05state\x18\x14 \x01(\tR\x05state\x122\n" +
+	"\bsessions\x18\x15 \x03(\v2\x16.nodenet.v1.BgpSessionR\bsessions\x12)\n" +
+	"\x10routes_installed\x18\x16 \x01(\rR\x0froutesInstalled\x12\x1c\n" +
+	"\tconflicts\x18\x17 \x03(\tR\tconflicts\"Q\n" +
+	"\x12BgpGracefulRestart\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12!\n" +
+	"\frestart_time\x18\x02 \x01(\rR\vrestartTime\"\x88\x01\n" +
+	"\tBgpTimers\x12\x1c\n" +
+	"\tkeepalive\x18\x01 \x01(\rR\tkeepalive\x12\x1b\n" +
+	"\thold_time\x18\x02 \x01(\rR\bholdTime\x12#\n" +
+	"\rconnect_retry\x18\x03 \x01(\rR\fconnectRetry\x12\x1b\n" +
+	"\tidle_hold\x18\x04 \x01(\rR\bidleHold\"M\n" +
+	"\vBgpNeighbor\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x10\n" +
+	"\x03asn\x18\x03 \x01(\rR\x03asn\"\xdf\x01\n" +
+	"\n" +
+	"BgpSession\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x10\n" +
+	"\x03asn\x18\x02 \x01(\rR\x03asn\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x14\n" +
+	"\x05since\x18\x05 \x01(\x03R\x05since\x12\x1a\n" +
+	"\breceived\x18\x06 \x01(\rR\breceived\x12\x1e\n" +
+	"\n" +
+	"advertised\x18\a \x01(\rR\n" +
+	"advertised\x12\x12\n" +
+	"\x04node\x18\b \x01(\tR\x04node\x12\x1b\n" +
+	"\tobject_id\x18\t \x01(\tR\bobjectId\"\xcc\x03\n" +
+	"\aBgpPeer\x12\x17\n" +
+	"\apeer_ip\x18\x01 \x01(\tR\x06peerIp\x12\x19\n" +
+	"\bpeer_asn\x18\x02 \x01(\rR\apeerAsn\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\x12#\n" +
+	"\rebgp_multihop\x18\x04 \x01(\rR\febgpMultihop\x12%\n" +
+	"\x0esource_address\x18\x05 \x01(\tR\rsourceAddress\x12\x18\n" +
+	"\apassive\x18\x06 \x01(\bR\apassive\x12-\n" +
+	"\x06timers\x18\a \x01(\v2\x15.nodenet.v1.BgpTimersR\x06timers\x12I\n" +
+	"\x10graceful_restart\x18\b \x01(\v2\x1e.nodenet.v1.BgpGracefulRestartR\x0fgracefulRestart\x12\x12\n" +
+	"\x04port\x18\t \x01(\rR\x04port\x12!\n" +
+	"\fpassword_set\x18\x14 \x01(\bR\vpasswordSet\x12(\n" +
+	"\x10password_in_sync\x18\x15 \x01(\bR\x0epasswordInSync\x120\n" +
+	"\asession\x18\x16 \x01(\v2\x16.nodenet.v1.BgpSessionR\asession\"\xde\x01\n" +
+	"\fBgpReflector\x12\x1c\n" +
+	"\treflector\x18\x01 \x01(\tR\treflector\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x10\n" +
+	"\x03asn\x18\x03 \x01(\rR\x03asn\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x04 \x01(\tR\tclusterId\x121\n" +
+	"\aclients\x18\x05 \x03(\v2\x17.nodenet.v1.BgpNeighborR\aclients\x122\n" +
+	"\bsessions\x18\x14 \x03(\v2\x16.nodenet.v1.BgpSessionR\bsessions\"\xba\x01\n" +
+	"\x06IpPool\x12\x12\n" +
+	"\x04cidr\x18\x01 \x01(\tR\x04cidr\x12\x14\n" +
+	"\x05block\x18\x02 \x01(\tR\x05block\x12\x1a\n" +
+	"\bdisabled\x18\x03 \x01(\bR\bdisabled\x12,\n" +
+	"\x12disable_bgp_export\x18\x04 \x01(\bR\x10disableBgpExport\x12\x1c\n" +
+	"\tblackhole\x18\x14 \x01(\bR\tblackhole\x12\x1e\n" +
+	"\n" +
+	"advertised\x18\x15 \x01(\bR\n" +
+	"advertised\"\xc5\x01\n" +
 	"\vVxlanTunnel\x12/\n" +
 	"\x06device\x18\x01 \x01(\v2\x17.nodenet.v1.VxlanDeviceR\x06device\x12&\n" +
 	"\x03fdb\x18\x02 \x03(\v2\x14.nodenet.v1.FdbEntryR\x03fdb\x122\n" +
@@ -1687,68 +2583,89 @@ func file_nodenet_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_nodenet_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_nodenet_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_nodenet_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_nodenet_v1_agent_proto_goTypes = []any{
-	(Change_Action)(0),     // 0: nodenet.v1.Change.Action
-	(*InfoRequest)(nil),    // 1: nodenet.v1.InfoRequest
-	(*NodeInfo)(nil),       // 2: nodenet.v1.NodeInfo
-	(*ObjectProblem)(nil),  // 3: nodenet.v1.ObjectProblem
-	(*KernelEntry)(nil),    // 4: nodenet.v1.KernelEntry
-	(*Interface)(nil),      // 5: nodenet.v1.Interface
-	(*Object)(nil),         // 6: nodenet.v1.Object
-	(*VxlanTunnel)(nil),    // 7: nodenet.v1.VxlanTunnel
-	(*VxlanDevice)(nil),    // 8: nodenet.v1.VxlanDevice
-	(*FdbEntry)(nil),       // 9: nodenet.v1.FdbEntry
-	(*Neighbor)(nil),       // 10: nodenet.v1.Neighbor
-	(*Route)(nil),          // 11: nodenet.v1.Route
-	(*Change)(nil),         // 12: nodenet.v1.Change
-	(*ApplyRequest)(nil),   // 13: nodenet.v1.ApplyRequest
-	(*ApplyResponse)(nil),  // 14: nodenet.v1.ApplyResponse
-	(*GetRequest)(nil),     // 15: nodenet.v1.GetRequest
-	(*GetResponse)(nil),    // 16: nodenet.v1.GetResponse
-	(*DeleteRequest)(nil),  // 17: nodenet.v1.DeleteRequest
-	(*DeleteResponse)(nil), // 18: nodenet.v1.DeleteResponse
-	(*ListRequest)(nil),    // 19: nodenet.v1.ListRequest
-	(*ListResponse)(nil),   // 20: nodenet.v1.ListResponse
-	(*AdoptRequest)(nil),   // 21: nodenet.v1.AdoptRequest
-	(*AdoptResponse)(nil),  // 22: nodenet.v1.AdoptResponse
-	nil,                    // 23: nodenet.v1.NodeInfo.KernelFeaturesEntry
+	(Change_Action)(0),         // 0: nodenet.v1.Change.Action
+	(*InfoRequest)(nil),        // 1: nodenet.v1.InfoRequest
+	(*NodeInfo)(nil),           // 2: nodenet.v1.NodeInfo
+	(*ObjectProblem)(nil),      // 3: nodenet.v1.ObjectProblem
+	(*KernelEntry)(nil),        // 4: nodenet.v1.KernelEntry
+	(*Interface)(nil),          // 5: nodenet.v1.Interface
+	(*Object)(nil),             // 6: nodenet.v1.Object
+	(*BgpSpeaker)(nil),         // 7: nodenet.v1.BgpSpeaker
+	(*BgpGracefulRestart)(nil), // 8: nodenet.v1.BgpGracefulRestart
+	(*BgpTimers)(nil),          // 9: nodenet.v1.BgpTimers
+	(*BgpNeighbor)(nil),        // 10: nodenet.v1.BgpNeighbor
+	(*BgpSession)(nil),         // 11: nodenet.v1.BgpSession
+	(*BgpPeer)(nil),            // 12: nodenet.v1.BgpPeer
+	(*BgpReflector)(nil),       // 13: nodenet.v1.BgpReflector
+	(*IpPool)(nil),             // 14: nodenet.v1.IpPool
+	(*VxlanTunnel)(nil),        // 15: nodenet.v1.VxlanTunnel
+	(*VxlanDevice)(nil),        // 16: nodenet.v1.VxlanDevice
+	(*FdbEntry)(nil),           // 17: nodenet.v1.FdbEntry
+	(*Neighbor)(nil),           // 18: nodenet.v1.Neighbor
+	(*Route)(nil),              // 19: nodenet.v1.Route
+	(*Change)(nil),             // 20: nodenet.v1.Change
+	(*ApplyRequest)(nil),       // 21: nodenet.v1.ApplyRequest
+	(*ApplyResponse)(nil),      // 22: nodenet.v1.ApplyResponse
+	(*GetRequest)(nil),         // 23: nodenet.v1.GetRequest
+	(*GetResponse)(nil),        // 24: nodenet.v1.GetResponse
+	(*DeleteRequest)(nil),      // 25: nodenet.v1.DeleteRequest
+	(*DeleteResponse)(nil),     // 26: nodenet.v1.DeleteResponse
+	(*ListRequest)(nil),        // 27: nodenet.v1.ListRequest
+	(*ListResponse)(nil),       // 28: nodenet.v1.ListResponse
+	(*AdoptRequest)(nil),       // 29: nodenet.v1.AdoptRequest
+	(*AdoptResponse)(nil),      // 30: nodenet.v1.AdoptResponse
+	nil,                        // 31: nodenet.v1.NodeInfo.KernelFeaturesEntry
 }
 var file_nodenet_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: nodenet.v1.NodeInfo.interfaces:type_name -> nodenet.v1.Interface
-	23, // 1: nodenet.v1.NodeInfo.kernel_features:type_name -> nodenet.v1.NodeInfo.KernelFeaturesEntry
+	31, // 1: nodenet.v1.NodeInfo.kernel_features:type_name -> nodenet.v1.NodeInfo.KernelFeaturesEntry
 	3,  // 2: nodenet.v1.NodeInfo.problems:type_name -> nodenet.v1.ObjectProblem
 	4,  // 3: nodenet.v1.NodeInfo.unexplained:type_name -> nodenet.v1.KernelEntry
-	7,  // 4: nodenet.v1.Object.vxlan_tunnel:type_name -> nodenet.v1.VxlanTunnel
-	8,  // 5: nodenet.v1.VxlanTunnel.device:type_name -> nodenet.v1.VxlanDevice
-	9,  // 6: nodenet.v1.VxlanTunnel.fdb:type_name -> nodenet.v1.FdbEntry
-	10, // 7: nodenet.v1.VxlanTunnel.neighbors:type_name -> nodenet.v1.Neighbor
-	11, // 8: nodenet.v1.VxlanTunnel.routes:type_name -> nodenet.v1.Route
-	0,  // 9: nodenet.v1.Change.action:type_name -> nodenet.v1.Change.Action
-	6,  // 10: nodenet.v1.ApplyRequest.object:type_name -> nodenet.v1.Object
-	6,  // 11: nodenet.v1.ApplyResponse.observed:type_name -> nodenet.v1.Object
-	12, // 12: nodenet.v1.ApplyResponse.changes:type_name -> nodenet.v1.Change
-	6,  // 13: nodenet.v1.GetResponse.observed:type_name -> nodenet.v1.Object
-	12, // 14: nodenet.v1.DeleteResponse.changes:type_name -> nodenet.v1.Change
-	6,  // 15: nodenet.v1.ListResponse.objects:type_name -> nodenet.v1.Object
-	6,  // 16: nodenet.v1.AdoptResponse.observed:type_name -> nodenet.v1.Object
-	1,  // 17: nodenet.v1.NodeAgent.Info:input_type -> nodenet.v1.InfoRequest
-	13, // 18: nodenet.v1.NodeAgent.Apply:input_type -> nodenet.v1.ApplyRequest
-	15, // 19: nodenet.v1.NodeAgent.Get:input_type -> nodenet.v1.GetRequest
-	17, // 20: nodenet.v1.NodeAgent.Delete:input_type -> nodenet.v1.DeleteRequest
-	19, // 21: nodenet.v1.NodeAgent.List:input_type -> nodenet.v1.ListRequest
-	21, // 22: nodenet.v1.NodeAgent.Adopt:input_type -> nodenet.v1.AdoptRequest
-	2,  // 23: nodenet.v1.NodeAgent.Info:output_type -> nodenet.v1.NodeInfo
-	14, // 24: nodenet.v1.NodeAgent.Apply:output_type -> nodenet.v1.ApplyResponse
-	16, // 25: nodenet.v1.NodeAgent.Get:output_type -> nodenet.v1.GetResponse
-	18, // 26: nodenet.v1.NodeAgent.Delete:output_type -> nodenet.v1.DeleteResponse
-	20, // 27: nodenet.v1.NodeAgent.List:output_type -> nodenet.v1.ListResponse
-	22, // 28: nodenet.v1.NodeAgent.Adopt:output_type -> nodenet.v1.AdoptResponse
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	15, // 4: nodenet.v1.Object.vxlan_tunnel:type_name -> nodenet.v1.VxlanTunnel
+	7,  // 5: nodenet.v1.Object.bgp_speaker:type_name -> nodenet.v1.BgpSpeaker
+	12, // 6: nodenet.v1.Object.bgp_peer:type_name -> nodenet.v1.BgpPeer
+	13, // 7: nodenet.v1.Object.bgp_reflector:type_name -> nodenet.v1.BgpReflector
+	14, // 8: nodenet.v1.Object.ip_pool:type_name -> nodenet.v1.IpPool
+	8,  // 9: nodenet.v1.BgpSpeaker.graceful_restart:type_name -> nodenet.v1.BgpGracefulRestart
+	9,  // 10: nodenet.v1.BgpSpeaker.timers:type_name -> nodenet.v1.BgpTimers
+	10, // 11: nodenet.v1.BgpSpeaker.mesh:type_name -> nodenet.v1.BgpNeighbor
+	11, // 12: nodenet.v1.BgpSpeaker.sessions:type_name -> nodenet.v1.BgpSession
+	9,  // 13: nodenet.v1.BgpPeer.timers:type_name -> nodenet.v1.BgpTimers
+	8,  // 14: nodenet.v1.BgpPeer.graceful_restart:type_name -> nodenet.v1.BgpGracefulRestart
+	11, // 15: nodenet.v1.BgpPeer.session:type_name -> nodenet.v1.BgpSession
+	10, // 16: nodenet.v1.BgpReflector.clients:type_name -> nodenet.v1.BgpNeighbor
+	11, // 17: nodenet.v1.BgpReflector.sessions:type_name -> nodenet.v1.BgpSession
+	16, // 18: nodenet.v1.VxlanTunnel.device:type_name -> nodenet.v1.VxlanDevice
+	17, // 19: nodenet.v1.VxlanTunnel.fdb:type_name -> nodenet.v1.FdbEntry
+	18, // 20: nodenet.v1.VxlanTunnel.neighbors:type_name -> nodenet.v1.Neighbor
+	19, // 21: nodenet.v1.VxlanTunnel.routes:type_name -> nodenet.v1.Route
+	0,  // 22: nodenet.v1.Change.action:type_name -> nodenet.v1.Change.Action
+	6,  // 23: nodenet.v1.ApplyRequest.object:type_name -> nodenet.v1.Object
+	6,  // 24: nodenet.v1.ApplyResponse.observed:type_name -> nodenet.v1.Object
+	20, // 25: nodenet.v1.ApplyResponse.changes:type_name -> nodenet.v1.Change
+	6,  // 26: nodenet.v1.GetResponse.observed:type_name -> nodenet.v1.Object
+	20, // 27: nodenet.v1.DeleteResponse.changes:type_name -> nodenet.v1.Change
+	6,  // 28: nodenet.v1.ListResponse.objects:type_name -> nodenet.v1.Object
+	6,  // 29: nodenet.v1.AdoptResponse.observed:type_name -> nodenet.v1.Object
+	1,  // 30: nodenet.v1.NodeAgent.Info:input_type -> nodenet.v1.InfoRequest
+	21, // 31: nodenet.v1.NodeAgent.Apply:input_type -> nodenet.v1.ApplyRequest
+	23, // 32: nodenet.v1.NodeAgent.Get:input_type -> nodenet.v1.GetRequest
+	25, // 33: nodenet.v1.NodeAgent.Delete:input_type -> nodenet.v1.DeleteRequest
+	27, // 34: nodenet.v1.NodeAgent.List:input_type -> nodenet.v1.ListRequest
+	29, // 35: nodenet.v1.NodeAgent.Adopt:input_type -> nodenet.v1.AdoptRequest
+	2,  // 36: nodenet.v1.NodeAgent.Info:output_type -> nodenet.v1.NodeInfo
+	22, // 37: nodenet.v1.NodeAgent.Apply:output_type -> nodenet.v1.ApplyResponse
+	24, // 38: nodenet.v1.NodeAgent.Get:output_type -> nodenet.v1.GetResponse
+	26, // 39: nodenet.v1.NodeAgent.Delete:output_type -> nodenet.v1.DeleteResponse
+	28, // 40: nodenet.v1.NodeAgent.List:output_type -> nodenet.v1.ListResponse
+	30, // 41: nodenet.v1.NodeAgent.Adopt:output_type -> nodenet.v1.AdoptResponse
+	36, // [36:42] is the sub-list for method output_type
+	30, // [30:36] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_nodenet_v1_agent_proto_init() }
@@ -1758,6 +2675,10 @@ func file_nodenet_v1_agent_proto_init() {
 	}
 	file_nodenet_v1_agent_proto_msgTypes[5].OneofWrappers = []any{
 		(*Object_VxlanTunnel)(nil),
+		(*Object_BgpSpeaker)(nil),
+		(*Object_BgpPeer)(nil),
+		(*Object_BgpReflector)(nil),
+		(*Object_IpPool)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1765,7 +2686,7 @@ func file_nodenet_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nodenet_v1_agent_proto_rawDesc), len(file_nodenet_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
