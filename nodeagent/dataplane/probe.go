@@ -136,3 +136,15 @@ func probeInScratchNetns() (map[string]bool, error) {
 	features["wireguard"] = try(&netlink.Wireguard{LinkAttrs: attrs("p-wg")})
 	return features, nil
 }
+
+// SameNetns reports whether the network namespace at path is this process's own.
+func SameNetns(path string) (bool, error) {
+	var a, b unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &a); err != nil {
+		return false, err
+	}
+	if err := unix.Stat(path, &b); err != nil {
+		return false, err
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino, nil
+}

@@ -104,10 +104,20 @@ type Reconciler interface {
 // BGP speaker: the server starts it from the store at every agent start (before serving),
 // the reconciler's Apply and Delete reconfigure it, and the server stops it on SIGTERM.
 type Runtime interface {
-	// Start brings the running part up from the kind's stored objects.
+	// Start brings the running part up from the stored objects. It gets the objects of
+	// every kind: one runtime may serve several (the speaker serves peers, reflectors and
+	// the pool blocks it announces) and must see them all before it starts.
 	Start(ctx context.Context, objects []*pb.Object) error
 	// Stop ends it, leaving the kernel as it is (routes stay; peers keep theirs as stale).
 	Stop(ctx context.Context) error
+}
+
+// EntryHolder is implemented by runtimes that hold kernel entries no stored object records,
+// like the routes the BGP speaker learns: the server counts them as held by the object id
+// HeldBy returns ("" when key is not theirs), so no other object takes them over and Info
+// does not report them as unexplained.
+type EntryHolder interface {
+	HeldBy(key string) string
 }
 
 // ConflictError is something in the way that the object does not own (FailedPrecondition).

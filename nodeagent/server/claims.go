@@ -18,24 +18,60 @@ type claimIndex struct {
 	mu     sync.Mutex
 	holder map[string]string   // entry key -> object id
 	byID   map[string][]string // object id -> entry keys
+	// held are the entries runtimes hold (routes the BGP speaker learned), asked without
+	// mu held: a runtime asks heldByObjects while it holds its own lock.
+	held []func(key string) string
 }
 
 func newClaimIndex() *claimIndex {
 	return &claimIndex{holder: map[string]string{}, byID: map[string][]string{}}
 }
 
-// heldBy is the object holding key, "" when none does.
+// heldBy is the object holding key, "" when none does: an object's claim or an entry a
+// runtime holds.
 func (c *claimIndex) heldBy(key string) string {
+	if h := c.heldByObjects(key); h != "" {
+		return h
+	}
+	return c.heldByRuntime(key)
+}
+
+// heldByObjects is the object whose claims or owned entries hold key.
+func (c *claimIndex) heldByObjects(key string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.holder[key]
 }
 
+func (c *claimIndex) heldByRuntime(key string) string {
+	for _, f := range c.held {
+		if h := f(key); h != "" {
+			return h
+		}
+	}
+	return ""
+}
+
 // conflict returns the first of keys that another object than id holds.
 func (c *claimIndex) conflict(id string, keys []string) (key, holder string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.conflictLocked(id, keys)
+	k, h := c.conflictLocked(id, keys)
+	c.mu.Unlock()
+	if h != "" {
+		return k, h
+	}
+	return c.runtimeConflict(id, keys)
+}
+
+func (c *claimIndex) runtimeConflict(id string, keys []string) (string, string) {
+	sorted := append([]string(nil), keys...)
+	sort.Strings(sorted)
+	for _, k := range sorted {
+		if h := c.heldByRuntime(k); h != "" && h != id {
+			return k, h
+		}
+	}
+	return "", ""
 }
 
 func (c *claimIndex) conflictLocked(id string, keys []string) (string, string) {
@@ -51,6 +87,9 @@ func (c *claimIndex) conflictLocked(id string, keys []string) (string, string) {
 
 // add gives id the keys besides those it holds, unless another object holds one of them.
 func (c *claimIndex) add(id string, keys []string) (key, holder string) {
+	if k, h := c.runtimeConflict(id, keys); h != "" {
+		return k, h
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if k, h := c.conflictLocked(id, keys); h != "" {

@@ -162,7 +162,7 @@ func (s *Server) List(ctx context.Context, _ *pb.ListRequest) (*pb.ListResponse,
 	}
 	out := &pb.ListResponse{}
 	for _, r := range recs {
-		out.Objects = append(out.Objects, r.Object)
+		out.Objects = append(out.Objects, pb.Redacted(r.Object))
 	}
 	return out, nil
 }

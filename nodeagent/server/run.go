@@ -10,7 +10,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/bgp"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+	bgpkinds "github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/bgp"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/ippool"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/vxlan"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/reconcile"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/store"
@@ -34,12 +37,32 @@ type AgentConfig struct {
 	AfterIntent func(id string)
 }
 
-// Kinds returns the reconcilers of every kind this agent manages, over one dataplane. Adding
-// a kind is a package under nodeagent/kinds and one line here.
-func Kinds(dp *dataplane.Dataplane) (*reconcile.Registry, error) {
+// Kinds returns the reconcilers of every kind this agent manages, over one dataplane and one
+// BGP speaker. Adding a kind is a package under nodeagent/kinds and one line here.
+func Kinds(dp *dataplane.Dataplane, sp *bgp.Speaker) (*reconcile.Registry, error) {
+	speaker, peer, reflector := bgpkinds.New(sp)
 	return reconcile.NewRegistry(
 		vxlan.New(dp),
+		speaker, peer, reflector,
+		ippool.New(dp, sp),
 	)
+}
+
+// speakerUnavailable says why this agent cannot run a BGP speaker: its sockets would open in
+// the agent's own network namespace, so the namespace its netlink work happens in must be
+// that one.
+func speakerUnavailable(netnsPath string) string {
+	if netnsPath == "" {
+		return ""
+	}
+	same, err := dataplane.SameNetns(netnsPath)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("cannot compare network namespaces: %v", err)
+	case !same:
+		return fmt.Sprintf("the agent runs in another network namespace than %s, where it does its netlink work, and BGP sessions would open in the wrong one: run the agent inside the node's namespace (ip netns exec)", netnsPath)
+	}
+	return ""
 }
 
 // Run opens the dataplane and the store, starts from the stored state (replaying it if the
@@ -62,7 +85,8 @@ func Run(ctx context.Context, cfg AgentConfig, ln net.Listener) error {
 		return err
 	}
 	defer dp.Close() // closes netlink sockets only; kernel state stays
-	reg, err := Kinds(dp)
+	sp := bgp.New(bgp.Options{Dataplane: dp, StateDir: cfg.StateDir, Logger: log, Unavailable: speakerUnavailable(cfg.NetnsPath)})
+	reg, err := Kinds(dp, sp)
 	if err != nil {
 		return err
 	}
@@ -74,6 +98,7 @@ func Run(ctx context.Context, cfg AgentConfig, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
+	sp.SetHeldBy(srv.HeldByObjects)
 	if err := srv.Start(ctx); err != nil {
 		// Keep serving: the problems are in Info and the log, and the provider sees the drift.
 		log.Error("starting from the stored state failed", "err", err)

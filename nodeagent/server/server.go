@@ -80,6 +80,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, locks: map[string]*sync.Mutex{},
 		claims: newClaimIndex(), problems: newProblemSet()}
+	for _, r := range cfg.Registry.All() {
+		if h, ok := r.(reconcile.EntryHolder); ok {
+			s.claims.held = append(s.claims.held, h.HeldBy)
+		}
+	}
 	if cfg.ProbeKernelFeatures != nil {
 		feats, rel, err := cfg.ProbeKernelFeatures()
 		if err != nil {
@@ -89,6 +94,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	return s, nil
 }
+
+// HeldByObjects is the object whose claims or owned entries hold a kernel entry key ("" when
+// none does), not counting what runtimes hold: runtimes ask it.
+func (s *Server) HeldByObjects(key string) string { return s.claims.heldByObjects(key) }
 
 // lock serialises the RPCs on one object; it returns the unlock function.
 func (s *Server) lock(id string) func() {

@@ -511,7 +511,8 @@ func TestRuntimeComponent(t *testing.T) {
 	if err := s2.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	want := "start |reconfigure testrt/speaker|stop|start testrt/speaker|stop"
+	// A runtime gets the stored objects of every kind (the speaker announces pool blocks).
+	want := "start |reconfigure testrt/speaker|stop|start testrt/speaker,vxlan_tunnel/vx0|stop"
 	if got := strings.Join(rt.calls, "|"); got != want {
 		t.Fatalf("calls %q, want %q", got, want)
 	}

@@ -87,14 +87,16 @@ func (s *Server) replay(ctx context.Context, r reconcile.Reconciler, recs []*sto
 // objects, at every start.
 func (s *Server) startRuntimes(ctx context.Context, byKind map[string][]*store.Record) error {
 	var errs []error
+	var objs []*pb.Object
+	for _, r := range s.reg.All() {
+		for _, rec := range byKind[r.Kind()] {
+			objs = append(objs, rec.Object)
+		}
+	}
 	for _, r := range s.reg.All() {
 		rt, ok := r.(reconcile.Runtime)
 		if !ok {
 			continue
-		}
-		var objs []*pb.Object
-		for _, rec := range byKind[r.Kind()] {
-			objs = append(objs, rec.Object)
 		}
 		if err := rt.Start(ctx, objs); err != nil {
 			errs = append(errs, fmt.Errorf("start %s: %w", r.Kind(), err))

@@ -1,0 +1,113 @@
+package bgp
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/nodenet/terraform-provider-nodenet/internal/atomicfile"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+)
+
+// persistEvery bounds how often the record of learned routes is rewritten while they churn.
+const persistEvery = time.Second
+
+// learnedFile is the record of the routes the speaker programmed.
+type learnedFile struct {
+	Format int      `json:"format"`
+	Routes []string `json:"routes"`
+}
+
+func (r *kernelRIB) markDirty() {
+	select {
+	case r.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// persistLoop rewrites the record at most once per persistEvery while routes change.
+func (r *kernelRIB) persistLoop() {
+	for range r.dirty {
+		if err := r.flush(); err != nil {
+			r.log.Warn("recording the learned routes", "err", err)
+		}
+		time.Sleep(persistEvery)
+	}
+}
+
+// flush writes the record now.
+func (r *kernelRIB) flush() error {
+	if r.file == "" {
+		return nil
+	}
+	r.mu.Lock()
+	f := learnedFile{Format: 1, Routes: make([]string, 0, len(r.installed))}
+	for _, p := range sortedPrefixes(r.installed) {
+		f.Routes = append(f.Routes, p.String())
+	}
+	r.mu.Unlock()
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(r.file, b, 0o600)
+}
+
+// loadStale takes the routes the last run recorded that the kernel still has (nodenet's
+// protocol, main table) as the speaker's own, stale until peers announce them again.
+func (r *kernelRIB) loadStale() error {
+	b, err := os.ReadFile(r.file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var f learnedFile
+	if err := json.Unmarshal(b, &f); err != nil || f.Format != 1 {
+		return fmt.Errorf("%s: not a record this agent reads (format %d, %v)", r.file, f.Format, err)
+	}
+	want := map[netip.Prefix]bool{}
+	for _, s := range f.Routes {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			want[p] = true
+		}
+	}
+	h, err := r.dp.Handle()
+	if err != nil {
+		return err
+	}
+	defer h.Release()
+	routes, err := h.MainRoutes()
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rt := range routes {
+		if rt.Protocol != dataplane.RouteProtocol || rt.Dst == nil || rt.Gw == nil {
+			continue
+		}
+		p, ok := prefixOf(rt)
+		gw, gok := netip.AddrFromSlice(rt.Gw.To4())
+		if ok && gok && want[p] {
+			r.installed[p] = kroute{gw: gw}
+			r.stale[p] = true
+		}
+	}
+	return nil
+}
+
+func prefixOf(rt netlink.Route) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(rt.Dst.IP.To4())
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	bits, _ := rt.Dst.Mask.Size()
+	return netip.PrefixFrom(a, bits), true
+}
