@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the lab, the tests and the generators use, when missing:
 # iproute2 (ip, bridge), iputils-ping, net-tools (the seed's arp and route commands),
-# protobuf-compiler (make generate), strace (a test delays the agent's netlink calls with it).
+# protobuf-compiler (make generate), strace (a test delays the agent's netlink calls with it),
+# bird2 (BIRD 2, the independent BGP peer of the lab's tests).
 # Needs root; no-op when all are there.
 set -euo pipefail
 need=()
-for p in iproute2 iputils-ping net-tools protobuf-compiler strace; do
+for p in iproute2 iputils-ping net-tools protobuf-compiler strace bird2; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"syscall"
@@ -121,7 +122,9 @@ func AgentCommand(binary string, cfg AgentConfig) (cmd *exec.Cmd, closeFiles fun
 		return nil, nil, err
 	}
 	fmt.Fprintf(logf, "=== %s lab: starting agent %s/%s on %s\n", time.Now().Format(time.RFC3339Nano), cfg.Cluster, cfg.Node, cfg.Listener.Addr())
-	cmd = exec.Command(binary, "serve",
+	// The agent runs inside the host's namespace, as on a real node (its BGP sessions open
+	// there); its gRPC listener, made in the root namespace, is handed over as fd 3.
+	cmd = exec.Command("ip", "netns", "exec", filepath.Base(cfg.NetnsPath), binary, "serve",
 		"--cluster", cfg.Cluster,
 		"--node", cfg.Node,
 		"--netns", cfg.NetnsPath,
@@ -132,6 +135,9 @@ func AgentCommand(binary string, cfg AgentConfig) (cmd *exec.Cmd, closeFiles fun
 		"--state-dir", cfg.StateDir,
 		"--boot-id-file", cfg.BootIDFile,
 	)
+	if lvl := os.Getenv("NODENET_LAB_LOG_LEVEL"); lvl != "" {
+		cmd.Args = append(cmd.Args, "--log-level", lvl)
+	}
 	cmd.ExtraFiles = []*os.File{lf}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

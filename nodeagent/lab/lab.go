@@ -75,6 +75,9 @@ type Options struct {
 	// Dir is the work dir; empty: a new temporary directory (kept after Down for its logs).
 	Dir   string
 	Start StartAgent // nil: no agents
+	// NoPodRoutes leaves out the static routes between the pods of a cluster's hosts: the
+	// system under test (BGP) routes them.
+	NoPodRoutes bool
 }
 
 // Lab is a running lab.
@@ -90,7 +93,8 @@ type Lab struct {
 	ClientCertFile string
 	ClientKeyFile  string
 
-	start StartAgent
+	start       StartAgent
+	noPodRoutes bool
 
 	mu     sync.Mutex
 	made   []string // namespaces created, in order
@@ -210,8 +214,8 @@ func Up(ctx context.Context, o Options) (_ *Lab, err error) {
 		Prefix:   o.Prefix,
 		BridgeNS: o.Prefix + "br",
 		Bridge:   "br0",
-		start:    o.Start,
-		agents:   map[*Host]*agentRun{},
+		start:    o.Start, noPodRoutes: o.NoPodRoutes,
+		agents: map[*Host]*agentRun{},
 	}
 	defer func() {
 		if err != nil {

@@ -113,8 +113,12 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 			return err
 		}
 	}
-	// Same-cluster pod routes: the cluster's own CNI, reduced to static routes.
+	// Same-cluster pod routes: the cluster's own CNI, reduced to static routes (unless the
+	// system under test routes the pods, as BGP does).
 	for _, h := range l.Hosts {
+		if l.noPodRoutes {
+			break
+		}
 		var routes []*Host
 		for _, o := range l.Hosts {
 			if o != h && o.Cluster == h.Cluster && o.PodCIDR.IsValid() {
