@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -36,7 +37,11 @@ func TestMain(m *testing.M) {
 		// Leftovers of a killed earlier run of this package.
 		_ = lab.CleanupStale("nnlab")
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if builtAgent.path != "" {
+		os.RemoveAll(filepath.Dir(builtAgent.path))
+	}
+	os.Exit(code)
 }
 
 // newLab brings up a lab with in-process agents and removes it when the test ends.
@@ -82,7 +87,9 @@ func newLabWith(t *testing.T, o lab.Options, afterIntent func(node, id string)) 
 		t.Fatal("acceptance tests need root: they build network namespaces")
 	}
 	o.Dir = t.TempDir()
-	o.Start = lab.InProcessAgentHooked("acc", afterIntent)
+	if o.Start == nil {
+		o.Start = lab.InProcessAgentHooked("acc", afterIntent)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	l, err := lab.Up(ctx, o)
@@ -95,6 +102,43 @@ func newLabWith(t *testing.T, o lab.Options, afterIntent func(node, id string)) 
 		}
 	})
 	return l
+}
+
+// newExecLab brings up a lab whose agents are the built nodenet-agent binary, each inside its
+// host's namespace: what BGP needs (its sessions open in the agent's own namespace).
+func newExecLab(t *testing.T, o lab.Options) *lab.Lab {
+	t.Helper()
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("acceptance test: set TF_ACC=1 (needs root and terraform)")
+	}
+	o.Start = lab.ExecAgent(agentBinary(t))
+	return newLabWith(t, o, nil)
+}
+
+var builtAgent struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// agentBinary builds nodenet-agent once per test process.
+func agentBinary(t *testing.T) string {
+	t.Helper()
+	builtAgent.once.Do(func() {
+		dir, err := os.MkdirTemp("", "nodenet-acc-agent-")
+		if err != nil {
+			builtAgent.err = err
+			return
+		}
+		builtAgent.path = filepath.Join(dir, "nodenet-agent")
+		if out, err := exec.Command("go", "build", "-o", builtAgent.path, "../nodeagent/cmd/nodenet-agent").CombinedOutput(); err != nil {
+			builtAgent.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if builtAgent.err != nil {
+		t.Fatal(builtAgent.err)
+	}
+	return builtAgent.path
 }
 
 // scenario is the provider block of the lab plus an example's main.tf.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -57,7 +58,8 @@ type clusterModel struct {
 }
 
 type nodeModel struct {
-	Agent types.String `tfsdk:"agent"`
+	Agent   types.String `tfsdk:"agent"`
+	Address types.String `tfsdk:"address"`
 }
 
 func (p *NodenetProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -89,6 +91,12 @@ func (p *NodenetProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 						MarkdownDescription: "Nodes by name (the Kubernetes node name).",
 						NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
 							"agent": schema.StringAttribute{Required: true, MarkdownDescription: "Address of the node's nodenet-agent, `host:port` (default port 7707)."},
+							"address": schema.StringAttribute{
+								Optional: true,
+								MarkdownDescription: "The node's own IPv4 address on the network its peers reach it on: the source of its BGP sessions, " +
+									"the next hop of its pod blocks and its default router id. Default: the host of `agent` when that is an IPv4 address other than loopback.",
+								Validators: []validator.String{validators.IPv4()},
+							},
 						}},
 					},
 				}},
@@ -157,7 +165,7 @@ func (p *NodenetProvider) Configure(ctx context.Context, req provider.ConfigureR
 				resp.Diagnostics.AddAttributeError(path.Root("clusters").AtMapKey(cname).AtName("nodes").AtMapKey(nname).AtName("agent"), "Invalid agent address", err.Error())
 				continue
 			}
-			fc.Nodes = append(fc.Nodes, fleet.Node{Cluster: cname, Name: nname, Agent: addr})
+			fc.Nodes = append(fc.Nodes, fleet.Node{Cluster: cname, Name: nname, Agent: addr, Address: nodeAddress(n.Address.ValueString(), addr)})
 		}
 	}
 	if resp.Diagnostics.HasError() {
@@ -168,9 +176,26 @@ func (p *NodenetProvider) Configure(ctx context.Context, req provider.ConfigureR
 		resp.Diagnostics.AddAttributeError(path.Root("clusters"), "Invalid inventory", err.Error())
 		return
 	}
-	pd := &providerData{Fleet: f, replacing: newReplacing()}
+	pd := &providerData{Fleet: f, replacing: newReplacing(), pools: newPoolClaims()}
 	resp.ResourceData = pd
 	resp.DataSourceData = pd
+}
+
+// nodeAddress is the node's address: the one given, else the agent's host when it is an
+// IPv4 address other than loopback ("" when unknown: BGP resources then refuse the node).
+func nodeAddress(given, agent string) string {
+	if given != "" {
+		return given
+	}
+	host, _, err := net.SplitHostPort(agent)
+	if err != nil {
+		return ""
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || !a.Is4() || a.IsLoopback() {
+		return ""
+	}
+	return a.String()
 }
 
 // providerData is what Configure hands every resource and data source: the agents now;
@@ -180,6 +205,8 @@ type providerData struct {
 	Fleet *fleet.Fleet
 	// replacing are the owners whose objects a replacement planned in this run takes over.
 	replacing *replacing
+	// pools are the IP pools planned in this run, by cluster.
+	pools *poolClaims
 }
 
 // replacing remembers, within one run of the provider, the owners of resources that are
@@ -253,7 +280,7 @@ func containsSlash(s string) bool {
 }
 
 func (p *NodenetProvider) Resources(_ context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewVxlanTunnelResource}
+	return []func() resource.Resource{NewVxlanTunnelResource, NewIPPoolResource, NewBGPConfigResource}
 }
 
 func (p *NodenetProvider) DataSources(_ context.Context) []func() datasource.DataSource {

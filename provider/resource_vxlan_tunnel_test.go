@@ -482,7 +482,7 @@ func TestAccProvider_agentIdentity(t *testing.T) {
 		{Cluster: "c1", Name: "n2", UnderlayIP: mustPrefix("192.168.0.31/24")},
 	}})
 	hcl := l.ProviderHCL()
-	hcl = strings.Replace(hcl, `"n2" = { agent = "`+l.Hosts[1].AgentAddr+`" }`, `"n2" = { agent = "`+l.Hosts[0].AgentAddr+`" }`, 1)
+	hcl = strings.Replace(hcl, `"n2" = { agent = "`+l.Hosts[1].AgentAddr+`"`, `"n2" = { agent = "`+l.Hosts[0].AgentAddr+`"`, 1)
 	if !strings.Contains(hcl, `"n2" = { agent = "`+l.Hosts[0].AgentAddr) {
 		t.Fatalf("could not swap the agent address in:\n%s", hcl)
 	}

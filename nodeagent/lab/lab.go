@@ -509,7 +509,7 @@ func (l *Lab) ProviderHCL() string {
 		fmt.Fprintf(&b, "    %s = {\n      nodes = {\n", hclString(c))
 		for _, h := range l.Hosts {
 			if h.Cluster == c {
-				fmt.Fprintf(&b, "        %s = { agent = %s }\n", hclString(h.Name), hclString(h.AgentAddr))
+				fmt.Fprintf(&b, "        %s = { agent = %s, address = %s }\n", hclString(h.Name), hclString(h.AgentAddr), hclString(h.UnderlayIP.Addr().String()))
 			}
 		}
 		b.WriteString("      }\n    }\n")

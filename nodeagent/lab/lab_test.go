@@ -287,7 +287,7 @@ func TestUpTopology(t *testing.T) {
 		`ca_cert     = file("` + filepath.Join(dir, "pki", "ca.pem") + `")`,
 		`client_key  = file("` + filepath.Join(dir, "pki", "client-key.pem") + `")`,
 		`"test-cluster2" = {`,
-		`"multicluster-test-003" = { agent = "` + h3.AgentAddr + `" }`,
+		`"multicluster-test-003" = { agent = "` + h3.AgentAddr + `", address = "` + h3.UnderlayIP.Addr().String() + `" }`,
 	} {
 		if !strings.Contains(hcl, want) {
 			t.Errorf("ProviderHCL lacks %q:\n%s", want, hcl)

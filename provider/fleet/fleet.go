@@ -27,6 +27,8 @@ type Node struct {
 	Name    string
 	// Agent is the agent's address, host:port.
 	Agent string
+	// Address is the node's own IPv4 address on the underlay ("" when not known).
+	Address string
 }
 
 // Key is the node's inventory key, "<cluster>/<node>".

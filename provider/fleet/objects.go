@@ -206,3 +206,11 @@ func (f *Fleet) Release(ctx context.Context, id, owner string, keys []string) []
 		return err
 	})
 }
+
+// List reads the objects every node manages (secrets redacted by the agents).
+func (f *Fleet) List(ctx context.Context, keys []string) (map[string][]*pb.Object, []*NodeError) {
+	return collect(ctx, f, keys, func(ctx context.Context, _ string, c pb.NodeAgentClient) ([]*pb.Object, bool, error) {
+		resp, err := c.List(ctx, &pb.ListRequest{})
+		return resp.GetObjects(), true, err
+	})
+}

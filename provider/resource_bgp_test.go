@@ -1,0 +1,120 @@
+package provider
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/lab"
+)
+
+// bgpDemoLab is the seed's bgp-demo: two nodes on one segment, each with a pod in the block
+// the pool plans for it (lowest free blocks, in node name order), no static pod routes.
+func bgpDemoLab(t *testing.T) *lab.Lab {
+	return newExecLab(t, lab.Options{NoPodRoutes: true, Hosts: []lab.HostSpec{
+		{Cluster: "demo", Name: "node1", UnderlayIP: mustPrefix("10.20.30.30/24"), PodCIDR: mustPrefix("10.244.0.0/26")},
+		{Cluster: "demo", Name: "node2", UnderlayIP: mustPrefix("10.20.30.31/24"), PodCIDR: mustPrefix("10.244.0.64/26")},
+	}})
+}
+
+const bgpDemoHCL = `
+resource "nodenet_bgp_config" "demo" {
+  cluster = "demo"
+  asn     = 64512
+}
+
+resource "nodenet_ippool" "pods" {
+  cluster    = "demo"
+  cidr       = "10.244.0.0/16"
+  block_size = 26
+  depends_on = [nodenet_bgp_config.demo]
+}
+`
+
+// waitRoute waits until h's kernel has the route line want for dst.
+func waitRoute(h *lab.Host, dst, want string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := h.Run("ip", "route", "show", "exact", dst)
+		if err == nil && strings.TrimSpace(out) == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: route to %s is %q, want %q", h.Name, dst, strings.TrimSpace(out), want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestAccBGPDemo: terraform apply of a mesh and a pool on two nodes: each node's block has
+// a blackhole, each learns the other's block via its address, the pods ping; a blackhole
+// and a learned route deleted by hand and the speaker's AS changed show in the plan and
+// apply repairs them; import of the pool; destroy leaves the nodes clean.
+func TestAccBGPDemo(t *testing.T) {
+	l := bgpDemoLab(t)
+	n1, n2 := host(t, l, "node1"), host(t, l, "node2")
+	config := l.ProviderHCL() + bgpDemoHCL
+	routesAndPing := func(*terraform.State) error {
+		for _, p := range [][2]*lab.Host{{n1, n2}, {n2, n1}} {
+			self, other := p[0], p[1]
+			if err := waitRoute(self, other.PodCIDR.String(), fmt.Sprintf("%s via %s dev eth0 proto 147", other.PodCIDR, other.UnderlayIP.Addr())); err != nil {
+				return err
+			}
+			if err := waitRoute(self, self.PodCIDR.String(), "blackhole "+self.PodCIDR.String()+" proto 147"); err != nil {
+				return err
+			}
+		}
+		if out, err := n1.RunPod("ping", "-c", "2", "-W", "2", n2.PodIP.String()); err != nil {
+			return fmt.Errorf("pod ping node1 -> node2: %v\n%s", err, out)
+		}
+		return nil
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttr("nodenet_ippool.pods", "allocations.node1", "10.244.0.0/26"),
+					resource.TestCheckResourceAttr("nodenet_ippool.pods", "allocations.node2", "10.244.0.64/26"),
+					resource.TestCheckResourceAttr("nodenet_bgp_config.demo", "speakers.node1.router_id", "10.20.30.30"),
+					routesAndPing,
+				),
+			},
+			{Config: config, PlanOnly: true},
+			{
+				// Drift: node1's blackhole deleted by hand.
+				PreConfig:          func() { run(t, n1, "ip", "route", "del", "blackhole", "10.244.0.0/26") },
+				Config:             config,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{Config: config, Check: routesAndPing},
+			{
+				// A new AS restarts the speakers (sessions come back).
+				Config: strings.Replace(config, "asn     = 64512", "asn     = 64513", 1),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("nodenet_bgp_config.demo", plancheck.ResourceActionUpdate),
+				}},
+				Check: resource.TestCheckResourceAttr("nodenet_bgp_config.demo", "speakers.node2.state", "running"),
+			},
+			{Config: config, Check: routesAndPing},
+			{ResourceName: "nodenet_ippool.pods", ImportState: true, ImportStateId: "demo/10.244.0.0/16", ImportStateVerify: true,
+				ImportStateVerifyIgnore: []string{"timeouts"}},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			for _, h := range []*lab.Host{n1, n2} {
+				out := run(t, h, "ip", "route")
+				if strings.Contains(out, "proto 147") {
+					return fmt.Errorf("%s still has nodenet routes:\n%s", h.Name, out)
+				}
+			}
+			return nil
+		},
+	})
+}
