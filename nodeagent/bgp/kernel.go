@@ -44,7 +44,6 @@ type kernelRIB struct {
 	conflicts   map[netip.Prefix]string
 	heldBy      func(key string) string
 	dirty       chan struct{}
-	wrote       chan struct{}
 }
 
 type kroute struct {
