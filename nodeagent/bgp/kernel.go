@@ -101,7 +101,9 @@ func (r *kernelRIB) watch(ctx context.Context, srv *server.BgpServer, bound time
 		{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
 		{Type: api.WatchEventRequest_Table_Filter_EOR},
 	}}}, func(ev *api.WatchEventResponse) {
-		for _, p := range ev.GetTable().GetPaths() {
+		paths := ev.GetTable().GetPaths()
+		r.lingerEnded(ctx, srv, paths)
+		for _, p := range paths {
 			if p.GetNlri() == nil { // an End-of-RIB marker
 				if allEOR() {
 					r.sweepStale("every neighbour sent End-of-RIB")
@@ -156,12 +158,15 @@ func (r *kernelRIB) onPath(p *api.Path) {
 			return
 		}
 		if until, ok := r.lingerPeers[cur.peer]; ok && time.Now().Before(until) {
+			r.log.Debug("withdrawn route lingers", "prefix", prefix, "peer", cur.peer, "until", until)
 			r.lingering[prefix] = until
 			return
 		}
+		r.log.Debug("withdrawn", "prefix", prefix, "peer", peer, "installed_from", cur.peer)
 		r.removeLocked(prefix)
 		return
 	}
+	r.log.Debug("best path", "prefix", prefix, "via", gw, "peer", peer)
 	r.installLocked(prefix, gw, peer)
 }
 
@@ -246,6 +251,32 @@ func (r *kernelRIB) removeLocked(prefix netip.Prefix) {
 	}
 	delete(r.installed, prefix)
 	r.markDirty()
+}
+
+// lingerEnded makes the routes of peers whose session just ended linger, before their
+// withdrawals are processed: a session ends on purpose when either side removes the
+// peering (the other side applying first, in a switch from the mesh to reflectors, sends a
+// Cease), and the replacement path comes moments later. A withdrawal in an UPDATE of a live
+// session is a real one and is not held.
+func (r *kernelRIB) lingerEnded(ctx context.Context, srv *server.BgpServer, paths []*api.Path) {
+	peers := map[string]bool{}
+	for _, p := range paths {
+		if p.GetIsWithdraw() && p.GetNlri() != nil {
+			peers[p.GetNeighborIp()] = true
+		}
+	}
+	for addr := range peers {
+		if _, err := netip.ParseAddr(addr); err != nil {
+			continue
+		}
+		established := false
+		_ = srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr}, func(p *api.Peer) {
+			established = p.GetState().GetSessionState() == api.PeerState_ESTABLISHED
+		})
+		if !established {
+			r.linger(addr)
+		}
+	}
 }
 
 // linger keeps the routes learned from addr, a neighbour about to be removed on purpose,
