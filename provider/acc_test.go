@@ -100,8 +100,25 @@ func newLabWith(t *testing.T, o lab.Options, afterIntent func(node, id string)) 
 		if err := l.Down(); err != nil {
 			t.Errorf("lab down: %v", err)
 		}
+		if t.Failed() {
+			keepLogs(t, l)
+		}
 	})
 	return l
+}
+
+// keepLogs copies the agents' logs of a failed test out of its temporary directory.
+func keepLogs(t *testing.T, l *lab.Lab) {
+	dir := filepath.Join(os.TempDir(), "nodenet-failed", strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	for _, h := range l.Hosts {
+		if b, err := os.ReadFile(h.LogFile); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, h.Name+".log"), b, 0o644)
+		}
+	}
+	t.Logf("agent logs kept in %s", dir)
 }
 
 // newExecLab brings up a lab whose agents are the built nodenet-agent binary, each inside its

@@ -280,7 +280,7 @@ func containsSlash(s string) bool {
 }
 
 func (p *NodenetProvider) Resources(_ context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewVxlanTunnelResource, NewIPPoolResource, NewBGPConfigResource}
+	return []func() resource.Resource{NewVxlanTunnelResource, NewIPPoolResource, NewBGPConfigResource, NewBGPPeerResource, NewRouteReflectorResource}
 }
 
 func (p *NodenetProvider) DataSources(_ context.Context) []func() datasource.DataSource {
