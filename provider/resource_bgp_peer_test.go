@@ -1,0 +1,165 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	api "github.com/osrg/gobgp/v3/api"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/lab"
+)
+
+const torPassword = "s3cret-md5"
+
+// torLab is bgp-demo plus a ToR router (BIRD 2) on the same segment, with an office network
+// 192.168.1.0/24 behind it (the lab's pod of the tor host: 192.168.1.1).
+func torLab(t *testing.T) (*lab.Lab, *lab.Bird) {
+	l := newExecLab(t, lab.Options{NoPodRoutes: true, Hosts: []lab.HostSpec{
+		{Cluster: "demo", Name: "node1", UnderlayIP: mustPrefix("10.20.30.30/24"), PodCIDR: mustPrefix("10.244.0.0/26")},
+		{Cluster: "demo", Name: "node2", UnderlayIP: mustPrefix("10.20.30.31/24"), PodCIDR: mustPrefix("10.244.0.64/26")},
+		{Cluster: "office", Name: "tor", UnderlayIP: mustPrefix("10.20.30.1/24"), PodCIDR: mustPrefix("192.168.1.0/24")},
+	}})
+	tor := host(t, l, "tor")
+	cfg, err := lab.TorConfig{
+		RouterID: tor.UnderlayIP.Addr(), ASN: 64513,
+		Neighbors: []lab.BirdNeighbor{
+			{Name: "node1", IP: host(t, l, "node1").UnderlayIP.Addr(), ASN: 64512, Password: torPassword},
+			{Name: "node2", IP: host(t, l, "node2").UnderlayIP.Addr(), ASN: 64512, Password: torPassword},
+		},
+		Statics: []lab.BirdStatic{{Prefix: mustPrefix("192.168.1.0/24"), Via: tor.PodVeth}},
+	}.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lab.StartBird(tor.NS, filepath.Join(l.Dir, "bird"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Stop() })
+	return l, b
+}
+
+const torPeerHCL = `
+resource "nodenet_bgp_peer" "tor" {
+  cluster             = "demo"
+  peer_ip             = "10.20.30.1"
+  peer_asn            = 64513
+  password_wo         = "` + torPassword + `"
+  password_wo_version = 1
+  depends_on          = [nodenet_bgp_config.demo]
+}
+`
+
+// waitRouteVia waits until h has a route to dst with the marker, through one of the gateways.
+func waitRouteVia(h *lab.Host, dst, marker string, gateways ...string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, _ := h.Run("ip", "route", "show", "exact", dst)
+		for _, gw := range gateways {
+			if strings.Contains(out, "via "+gw+" ") && strings.Contains(out, marker) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: route to %s is %q, want one %s via one of %v", h.Name, dst, strings.TrimSpace(out), marker, gateways)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// setPasswordByHand changes a node's password for a peer through the speaker's GoBGP API
+// socket, as an operator with the gobgp CLI would.
+func setPasswordByHand(h *lab.Host, peer, password string) error {
+	conn, err := grpc.NewClient("unix://"+filepath.Join(h.StateDir, "gobgp.sock"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c := api.NewGobgpApiClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := c.ListPeer(ctx, &api.ListPeerRequest{Address: peer})
+	if err != nil {
+		return err
+	}
+	p, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	cur := p.GetPeer()
+	cur.Conf.AuthPassword = password
+	cur.State = nil
+	_, err = c.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: cur})
+	return err
+}
+
+// TestAccTorPeer: the nodes peer with a ToR router that nobody here wrote (BIRD 2), with a
+// TCP MD5 password on both sides: the ToR learns every block, announces the office network,
+// which reaches every node's kernel, and a host in the office pings the pods. A password
+// changed by hand on a node shows in the plan and apply sets it back.
+func TestAccTorPeer(t *testing.T) {
+	l, bird := torLab(t)
+	n1, n2, tor := host(t, l, "node1"), host(t, l, "node2"), host(t, l, "tor")
+	config := l.ProviderHCL() + bgpDemoHCL + torPeerHCL
+	officeReachesPods := func(*terraform.State) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := bird.WaitEstablished(ctx, "node1", "node2"); err != nil {
+			return err
+		}
+		for _, h := range []*lab.Host{n1, n2} {
+			if err := waitRoute(h, "192.168.1.0/24", "192.168.1.0/24 via 10.20.30.1 dev eth0 proto 147"); err != nil {
+				return err
+			}
+			// Both nodes announce both blocks (a node passes on what it learned over the
+			// mesh, next hop itself, as Calico's export filter does): either is a way in.
+			if err := waitRouteVia(tor, h.PodCIDR.String(), "proto bird", n1.UnderlayIP.Addr().String(), n2.UnderlayIP.Addr().String()); err != nil {
+				return err
+			}
+			if out, err := tor.RunPod("ping", "-c", "2", "-W", "2", h.PodIP.String()); err != nil {
+				return fmt.Errorf("office -> pod on %s: %v\n%s", h.Name, err, out)
+			}
+		}
+		return nil
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckNoResourceAttr("nodenet_bgp_peer.tor", "password_wo"),
+					officeReachesPods,
+				),
+			},
+			{Config: config, PlanOnly: true},
+			{
+				PreConfig: func() {
+					if err := setPasswordByHand(n1, "10.20.30.1", "changed-by-hand"); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: config, PlanOnly: true, ExpectNonEmptyPlan: true,
+			},
+			{Config: config, Check: officeReachesPods},
+			{Config: config, PlanOnly: true},
+			{ResourceName: "nodenet_bgp_peer.tor", ImportState: true, ImportStateId: "demo/10.20.30.1", ImportStateVerify: true,
+				ImportStateVerifyIgnore: []string{"timeouts", "sessions", "password_wo", "password_wo_version"}},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			out := run(t, n1, "ip", "route")
+			if strings.Contains(out, "192.168.1.0/24") {
+				return fmt.Errorf("node1 still has the office route:\n%s", out)
+			}
+			return nil
+		},
+	})
+}
