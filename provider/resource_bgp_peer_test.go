@@ -163,3 +163,73 @@ func TestAccTorPeer(t *testing.T) {
 		},
 	})
 }
+
+// TestAccCalicoBirdNeighbour: node1 runs Calico's BIRD with the seed 004 configuration, node2
+// runs nodenet; they exchange blocks and the pods ping. This is how a cluster moves from
+// Calico's BGP to nodenet one node at a time.
+func TestAccCalicoBirdNeighbour(t *testing.T) {
+	l := newExecLab(t, lab.Options{NoPodRoutes: true, Hosts: []lab.HostSpec{
+		{Cluster: "demo", Name: "node1", UnderlayIP: mustPrefix("10.20.30.30/24"), PodCIDR: mustPrefix("10.244.166.128/26")},
+		{Cluster: "demo", Name: "node2", UnderlayIP: mustPrefix("10.20.30.31/24"), PodCIDR: mustPrefix("10.244.0.0/26")},
+	}})
+	n1, n2 := host(t, l, "node1"), host(t, l, "node2")
+	cfg, err := lab.CalicoSeedConfig{NodeIP: n1.UnderlayIP.Addr(), ASN: 64512, Block: n1.PodCIDR, Pool: mustPrefix("10.244.0.0/16"),
+		Neighbors: []lab.BirdNeighbor{{IP: n2.UnderlayIP.Addr()}}}.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bird, err := lab.StartBird(n1.NS, filepath.Join(l.Dir, "bird"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bird.Stop() })
+	config := l.ProviderHCL() + `
+resource "nodenet_bgp_config" "demo" {
+  cluster = "demo"
+  asn     = 64512
+  nodes   = ["node2"]
+}
+
+resource "nodenet_bgp_peer" "calico_node1" {
+  cluster    = "demo"
+  nodes      = ["node2"]
+  peer_ip    = "10.20.30.30"
+  peer_asn   = 64512
+  depends_on = [nodenet_bgp_config.demo]
+}
+
+resource "nodenet_ippool" "pods" {
+  cluster    = "demo"
+  cidr       = "10.244.0.0/16"
+  nodes      = ["node2"]
+  depends_on = [nodenet_bgp_config.demo]
+}
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			Config: config,
+			Check: resource.ComposeTestCheckFunc(
+				resource.TestCheckResourceAttr("nodenet_ippool.pods", "allocations.node2", "10.244.0.0/26"),
+				func(*terraform.State) error {
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					defer cancel()
+					if err := bird.WaitEstablished(ctx, "Mesh_10_20_30_31"); err != nil {
+						return err
+					}
+					if err := waitRoute(n2, n1.PodCIDR.String(), n1.PodCIDR.String()+" via 10.20.30.30 dev eth0 proto 147"); err != nil {
+						return err
+					}
+					// The seed's BIRD config sets the kernel metric to 0: its routes look as in the seed.
+					if err := waitRouteVia(n1, n2.PodCIDR.String(), "proto bird", "10.20.30.31"); err != nil {
+						return err
+					}
+					if err := podPing(n1, n2); err != nil {
+						return err
+					}
+					return podPing(n2, n1)
+				},
+			),
+		}},
+	})
+}
