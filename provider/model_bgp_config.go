@@ -31,7 +31,11 @@ type bgpConfigModel struct {
 	Timeouts        timeouts.Value `tfsdk:"timeouts"`
 }
 
-var speakerTypes = map[string]attr.Type{"router_id": types.StringType, "state": types.StringType, "established": types.Int64Type}
+var speakerTypes = map[string]attr.Type{"router_id": types.StringType, "state": types.StringType}
+
+// speakerRunning is a speaker's state when it runs with everything it learned in the kernel;
+// the plan expects it of every node, so any other state read back is a change to apply.
+const speakerRunning = "running"
 
 func (m *bgpConfigModel) objectID() string { return pb.ObjectID(pb.KindBgpSpeaker, pb.SpeakerName) }
 func (m *bgpConfigModel) owner() string    { return "nodenet_bgp_config:" + m.Cluster.ValueString() }
@@ -84,7 +88,9 @@ func (m *bgpConfigModel) objects(ctx context.Context, f *fleet.Fleet, diags *dia
 }
 
 // setObserved takes the AS the speakers run with (a change out of band shows as drift), the
-// nodes that have a speaker, and each speaker's state. Nodes in down keep their last state.
+// nodes that have a speaker, and each speaker's state: a speaker that lost learned routes
+// (deleted by hand) is not "running", which the plan changes. Nodes in down keep their last
+// state.
 func (m *bgpConfigModel) setObserved(ctx context.Context, observed map[string]*pb.Object, down []string, diags *diag.Diagnostics) {
 	prev := map[string]types.Object{}
 	if !m.Speakers.IsNull() && !m.Speakers.IsUnknown() {
@@ -97,21 +103,16 @@ func (m *bgpConfigModel) setObserved(ctx context.Context, observed map[string]*p
 		if s.GetAsn() != 0 && int64(s.GetAsn()) != m.ASN.ValueInt64() {
 			m.ASN = types.Int64Value(int64(s.GetAsn())) // drift: the plan sets it back
 		}
-		if s.GetState() != "running" {
+		if s.GetState() != speakerRunning {
 			continue // no speaker runs there: the plan starts it again
 		}
-		established := 0
-		for _, ss := range s.GetSessions() {
-			if ss.GetState() == "Established" {
-				established++
-			}
+		state := speakerRunning
+		if n := len(s.GetRoutesMissing()); n > 0 {
+			state = fmt.Sprintf("%d learned routes deleted by hand", n)
+			diags.AddWarning("Learned routes deleted by hand", fmt.Sprintf("%s: %d routes the speaker learned are no longer in the kernel (%s); apply puts them back.",
+				k, n, strings.Join(s.GetRoutesMissing(), ", ")))
 		}
-		rid := s.GetRouterId()
-		if rid == "" {
-			rid = s.GetAddress()
-		}
-		speakers[nodeName(k)] = types.ObjectValueMust(speakerTypes, map[string]attr.Value{
-			"router_id": types.StringValue(rid), "state": types.StringValue(s.GetState()), "established": types.Int64Value(int64(established))})
+		speakers[nodeName(k)] = speakerValue(routerIDOf(s), state)
 		nodes = append(nodes, nodeName(k))
 	}
 	for _, k := range down {
@@ -125,6 +126,30 @@ func (m *bgpConfigModel) setObserved(ctx context.Context, observed map[string]*p
 	nv, d := types.SetValueFrom(ctx, types.StringType, nodes)
 	diags.Append(d...)
 	m.Speakers, m.Nodes = sv, nv
+}
+
+func routerIDOf(s *pb.BgpSpeaker) string {
+	if s.GetRouterId() != "" {
+		return s.GetRouterId()
+	}
+	return s.GetAddress()
+}
+
+func speakerValue(routerID, state string) types.Object {
+	return types.ObjectValueMust(speakerTypes, map[string]attr.Value{"router_id": types.StringValue(routerID), "state": types.StringValue(state)})
+}
+
+// plannedSpeakers is what the plan expects of every node: its speaker running, with its
+// address as router id.
+func plannedSpeakers(f *fleet.Fleet, keys []string, diags *diag.Diagnostics) types.Map {
+	speakers := map[string]attr.Value{}
+	for _, k := range keys {
+		n, _ := f.Node(k)
+		speakers[nodeName(k)] = speakerValue(n.Address, speakerRunning)
+	}
+	v, d := types.MapValue(types.ObjectType{AttrTypes: speakerTypes}, speakers)
+	diags.Append(d...)
+	return v
 }
 
 // ModifyPlan plans the nodes (every node of the cluster unless given), checks that each has
@@ -160,6 +185,7 @@ func (r *BGPConfigResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 	nv, d := types.SetValueFrom(ctx, types.StringType, nodeNames(keys))
 	resp.Diagnostics.Append(d...)
 	plan.Nodes = nv
+	plan.Speakers = plannedSpeakers(r.data.Fleet, keys, &resp.Diagnostics)
 	plan.ID = plan.Cluster
 	if _, errs := r.data.Fleet.DryRun(ctx, plan.objects(ctx, r.data.Fleet, &resp.Diagnostics)); len(errs) > 0 {
 		resp.Diagnostics.AddError("BGP speakers cannot run", "The agents refused the speakers:\n"+fleet.Join(errs))

@@ -98,11 +98,10 @@ func (r *BGPConfigResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				MarkdownDescription: "Names of the cluster's nodes that run a speaker. Default: every node of the cluster.",
 			},
 			"speakers": schema.MapNestedAttribute{
-				Computed: true, MarkdownDescription: "Per node, as the node reports it (read again at every apply).",
+				Computed: true, MarkdownDescription: "Per node, its speaker as the node reports it. The plan expects every speaker `running`: any other state read back (a speaker that lost learned routes deleted by hand, say) is a change the next apply repairs. Sessions are in the `nodenet_bgp_status` data source.",
 				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
-					"router_id":   schema.StringAttribute{Computed: true, MarkdownDescription: "Router id (the node's address unless set)."},
-					"state":       schema.StringAttribute{Computed: true, MarkdownDescription: "`running`, or why the speaker is not running."},
-					"established": schema.Int64Attribute{Computed: true, MarkdownDescription: "Sessions Established when last read."},
+					"router_id": schema.StringAttribute{Computed: true, MarkdownDescription: "Router id (the node's address)."},
+					"state":     schema.StringAttribute{Computed: true, MarkdownDescription: "`running`, or what is wrong."},
 				}},
 			},
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),

@@ -75,30 +75,47 @@ func waitRouteVia(h *lab.Host, dst, marker string, gateways ...string) error {
 	}
 }
 
-// setPasswordByHand changes a node's password for a peer through the speaker's GoBGP API
-// socket, as an operator with the gobgp CLI would.
-func setPasswordByHand(h *lab.Host, peer, password string) error {
+// gobgpByHand runs fn against a node's speaker through its GoBGP API socket, as an operator
+// with the gobgp CLI would.
+func gobgpByHand(h *lab.Host, fn func(ctx context.Context, c api.GobgpApiClient) error) error {
 	conn, err := grpc.NewClient("unix://"+filepath.Join(h.StateDir, "gobgp.sock"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	c := api.NewGobgpApiClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	stream, err := c.ListPeer(ctx, &api.ListPeerRequest{Address: peer})
-	if err != nil {
+	return fn(ctx, api.NewGobgpApiClient(conn))
+}
+
+// setPasswordByHand changes a node's password for a peer.
+func setPasswordByHand(h *lab.Host, peer, password string) error {
+	return gobgpByHand(h, func(ctx context.Context, c api.GobgpApiClient) error {
+		stream, err := c.ListPeer(ctx, &api.ListPeerRequest{Address: peer})
+		if err != nil {
+			return err
+		}
+		p, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		cur := p.GetPeer()
+		cur.Conf.AuthPassword = password
+		cur.State = nil
+		_, err = c.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: cur})
 		return err
-	}
-	p, err := stream.Recv()
-	if err != nil {
+	})
+}
+
+// setASNByHand restarts a node's speaker with another AS.
+func setASNByHand(h *lab.Host, asn uint32) error {
+	return gobgpByHand(h, func(ctx context.Context, c api.GobgpApiClient) error {
+		if _, err := c.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
+			return err
+		}
+		_, err := c.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: h.UnderlayIP.Addr().String(), ListenPort: 179}})
 		return err
-	}
-	cur := p.GetPeer()
-	cur.Conf.AuthPassword = password
-	cur.State = nil
-	_, err = c.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: cur})
-	return err
+	})
 }
 
 // TestAccTorPeer: the nodes peer with a ToR router that nobody here wrote (BIRD 2), with a

@@ -53,8 +53,9 @@ func waitRoute(h *lab.Host, dst, want string) error {
 
 // TestAccBGPDemo: terraform apply of a mesh and a pool on two nodes: each node's block has
 // a blackhole, each learns the other's block via its address, the pods ping; a blackhole
-// and a learned route deleted by hand and the speaker's AS changed show in the plan and
-// apply repairs them; import of the pool; destroy leaves the nodes clean.
+// deleted by hand, a learned route deleted by hand and the speaker's AS changed out of band
+// each show in the plan and apply repairs them; import of the pool; destroy leaves the
+// nodes clean.
 func TestAccBGPDemo(t *testing.T) {
 	l := bgpDemoLab(t)
 	n1, n2 := host(t, l, "node1"), host(t, l, "node2")
@@ -90,6 +91,26 @@ func TestAccBGPDemo(t *testing.T) {
 			{
 				// Drift: node1's blackhole deleted by hand.
 				PreConfig:          func() { run(t, n1, "ip", "route", "del", "blackhole", "10.244.0.0/26") },
+				Config:             config,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{Config: config, Check: routesAndPing},
+			{
+				// Drift: a learned route deleted by hand.
+				PreConfig:          func() { run(t, n1, "ip", "route", "del", n2.PodCIDR.String()) },
+				Config:             config,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{Config: config, Check: routesAndPing},
+			{
+				// Drift: the speaker's AS changed out of band (through its GoBGP API socket).
+				PreConfig: func() {
+					if err := setASNByHand(n2, 64999); err != nil {
+						t.Fatal(err)
+					}
+				},
 				Config:             config,
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,

@@ -50,6 +50,13 @@ func (s *Speaker) ApplySpeaker(ctx context.Context, id string, g *pb.BgpSpeaker,
 	} else {
 		s.sources[id] = meshNeighbors(id, g)
 	}
+	if g != nil && s.srv != nil && !restart {
+		more, err := s.repairRoutesLocked(dryRun)
+		if err != nil {
+			return nil, err
+		}
+		changes = append(changes, more...)
+	}
 	if dryRun || !restart {
 		more, err := s.syncNeighborsLocked(ctx, dryRun)
 		changes = append(changes, more...)
@@ -78,6 +85,22 @@ func (s *Speaker) ApplySpeaker(ctx context.Context, id string, g *pb.BgpSpeaker,
 		return nil, err
 	}
 	return changes, nil
+}
+
+// repairRoutesLocked puts back the learned routes deleted from the kernel by hand.
+func (s *Speaker) repairRoutesLocked(dryRun bool) ([]*pb.Change, error) {
+	missing, err := s.rib.missing()
+	if err != nil || len(missing) == 0 {
+		return nil, err
+	}
+	var changes []*pb.Change
+	for _, p := range missing {
+		changes = append(changes, dataplane.NewChange(pb.Change_ADD, "route", p.String(), "learned route deleted by hand"))
+	}
+	if dryRun {
+		return changes, nil
+	}
+	return changes, s.rib.repair(missing)
 }
 
 // noticeLiveGlobalLocked takes what GoBGP runs with as the running settings: a change made

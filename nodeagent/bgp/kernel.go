@@ -330,6 +330,56 @@ func (r *kernelRIB) removeAll() error {
 	return nil
 }
 
+// missing are the installed routes the kernel no longer has (deleted by hand).
+func (r *kernelRIB) missing() ([]netip.Prefix, error) {
+	h, err := r.dp.Handle()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Release()
+	routes, err := h.MainRoutes()
+	if err != nil {
+		return nil, err
+	}
+	have := map[netip.Prefix]netip.Addr{}
+	for _, rt := range routes {
+		if rt.Protocol != dataplane.RouteProtocol || rt.Dst == nil || rt.Gw == nil {
+			continue
+		}
+		if p, ok := prefixOf(rt); ok {
+			have[p], _ = netip.AddrFromSlice(rt.Gw.To4())
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []netip.Prefix
+	for p, k := range r.installed {
+		if gw, ok := have[p]; !ok || gw != k.gw {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// repair programs the missing routes again.
+func (r *kernelRIB) repair(prefixes []netip.Prefix) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h, err := r.dp.Handle()
+	if err != nil {
+		return err
+	}
+	defer h.Release()
+	for _, p := range prefixes {
+		if k, ok := r.installed[p]; ok {
+			if err := h.RouteReplace(kernelRoute(p, k.gw)); err != nil {
+				return fmt.Errorf("route %s via %s: %w", p, k.gw, err)
+			}
+		}
+	}
+	return nil
+}
+
 // Counts for status.
 func (r *kernelRIB) counts() (installed int, conflicts []string) {
 	r.mu.Lock()

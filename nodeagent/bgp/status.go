@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"context"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -21,6 +22,8 @@ type Observed struct {
 	Sessions  []*pb.BgpSession
 	Installed int
 	Conflicts []string
+	// Missing are learned routes the kernel lost (deleted by hand).
+	Missing []string
 	// passwords are the TCP MD5 passwords GoBGP has, by neighbour address.
 	passwords map[string]string
 }
@@ -45,6 +48,13 @@ func (s *Speaker) Observe(ctx context.Context) (*Observed, error) {
 	defer s.mu.Unlock()
 	o := &Observed{passwords: map[string]string{}}
 	o.Installed, o.Conflicts = s.rib.counts()
+	missing, err := s.rib.missing()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range sortedPrefixes(toSet(missing)) {
+		o.Missing = append(o.Missing, p.String())
+	}
 	if s.srv == nil {
 		o.State = "not running"
 		if s.opts.Unavailable != "" {
@@ -157,4 +167,12 @@ func (o *Observed) SessionsAt(addrs map[string]bool) []*pb.BgpSession {
 		}
 	}
 	return out
+}
+
+func toSet(ps []netip.Prefix) map[netip.Prefix]bool {
+	m := map[netip.Prefix]bool{}
+	for _, p := range ps {
+		m[p] = true
+	}
+	return m
 }

@@ -48,7 +48,7 @@ func (s *Speaker) Observe(ctx context.Context, id string, want *pb.Object, _ []s
 	w := want.GetBgpSpeaker()
 	out := &pb.BgpSpeaker{
 		Address: w.GetAddress(), GracefulRestart: w.GetGracefulRestart(), Timers: w.GetTimers(),
-		State: o.State, Sessions: o.Sessions, RoutesInstalled: uint32(o.Installed), Conflicts: o.Conflicts,
+		State: o.State, Sessions: o.Sessions, RoutesInstalled: uint32(o.Installed), Conflicts: o.Conflicts, RoutesMissing: o.Missing,
 	}
 	if g := o.Global; g != nil {
 		out.Asn, out.ListenPort = g.GetAsn(), g.GetListenPort()

@@ -664,7 +664,10 @@ type BgpSpeaker struct {
 	// Routes learned from peers that are in the kernel now.
 	RoutesInstalled uint32 `protobuf:"varint,22,opt,name=routes_installed,json=routesInstalled,proto3" json:"routes_installed,omitempty"`
 	// Learned routes left out of the kernel because a route nodenet does not own is there.
-	Conflicts     []string `protobuf:"bytes,23,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	Conflicts []string `protobuf:"bytes,23,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	// Learned routes the speaker programmed that the kernel no longer has (deleted by hand):
+	// the next apply of the speaker puts them back.
+	RoutesMissing []string `protobuf:"bytes,24,rep,name=routes_missing,json=routesMissing,proto3" json:"routes_missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -772,6 +775,13 @@ func (x *BgpSpeaker) GetRoutesInstalled() uint32 {
 func (x *BgpSpeaker) GetConflicts() []string {
 	if x != nil {
 		return x.Conflicts
+	}
+	return nil
+}
+
+func (x *BgpSpeaker) GetRoutesMissing() []string {
+	if x != nil {
+		return x.RoutesMissing
 	}
 	return nil
 }
@@ -2420,7 +2430,7 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\bbgp_peer\x18\f \x01(\v2\x13.nodenet.v1.BgpPeerH\x00R\abgpPeer\x12?\n" +
 	"\rbgp_reflector\x18\r \x01(\v2\x18.nodenet.v1.BgpReflectorH\x00R\fbgpReflector\x12-\n" +
 	"\aip_pool\x18\x0e \x01(\v2\x12.nodenet.v1.IpPoolH\x00R\x06ipPoolB\x06\n" +
-	"\x04spec\"\xb0\x03\n" +
+	"\x04spec\"\xd7\x03\n" +
 	"\n" +
 	"BgpSpeaker\x12\x10\n" +
 	"\x03asn\x18\x01 \x01(\rR\x03asn\x12\x18\n" +
@@ -2434,7 +2444,8 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\x05state\x18\x14 \x01(\tR\x05state\x122\n" +
 	"\bsessions\x18\x15 \x03(\v2\x16.nodenet.v1.BgpSessionR\bsessions\x12)\n" +
 	"\x10routes_installed\x18\x16 \x01(\rR\x0froutesInstalled\x12\x1c\n" +
-	"\tconflicts\x18\x17 \x03(\tR\tconflicts\"Q\n" +
+	"\tconflicts\x18\x17 \x03(\tR\tconflicts\x12%\n" +
+	"\x0eroutes_missing\x18\x18 \x03(\tR\rroutesMissing\"Q\n" +
 	"\x12BgpGracefulRestart\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12!\n" +
 	"\frestart_time\x18\x02 \x01(\rR\vrestartTime\"\x88\x01\n" +
