@@ -94,11 +94,11 @@ func printStatus(ctx context.Context, c pb.NodeAgentClient, w io.Writer, v statu
 	if err != nil {
 		return fmt.Errorf("status: Info: %w", err)
 	}
-	b, err := fetchBGP(ctx, c, info)
-	if err != nil {
-		return err
-	}
+	// The node's summary is printed even when its speaker cannot be read.
+	b, bgpErr := fetchBGP(ctx, c, info)
 	switch {
+	case bgpErr != nil && (v.json || v.bgpOnly):
+		return bgpErr
 	case v.json:
 		return writeBGPJSON(w, info, b)
 	case v.bgpOnly:
@@ -111,6 +111,9 @@ func printStatus(ctx context.Context, c pb.NodeAgentClient, w io.Writer, v statu
 	}
 	printNode(w, info, list)
 	fmt.Fprintln(w)
+	if bgpErr != nil {
+		return bgpErr
+	}
 	renderBGP(w, b, time.Now())
 	return nil
 }

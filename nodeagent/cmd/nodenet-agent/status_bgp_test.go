@@ -2,12 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/lab"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
@@ -163,5 +168,38 @@ func TestBGPStatusCommand(t *testing.T) {
 	}
 	if j.Node != "demo/node1" || j.RouterID != "10.20.30.30" || len(j.Peers) != 1 || j.Peers[0].Node != "node2" || j.Peers[0].State != "Established" {
 		t.Errorf("status --json: %+v", j)
+	}
+}
+
+// fakeAgent answers Info, List and Get of the speaker; the rest is not called by status.
+type fakeAgent struct {
+	pb.NodeAgentClient
+	getErr error
+}
+
+func (f fakeAgent) Info(context.Context, *pb.InfoRequest, ...grpc.CallOption) (*pb.NodeInfo, error) {
+	return &pb.NodeInfo{Cluster: "c", Node: "n", Capabilities: []string{pb.KindBgpSpeaker}}, nil
+}
+
+func (f fakeAgent) List(context.Context, *pb.ListRequest, ...grpc.CallOption) (*pb.ListResponse, error) {
+	return &pb.ListResponse{}, nil
+}
+
+func (f fakeAgent) Get(context.Context, *pb.GetRequest, ...grpc.CallOption) (*pb.GetResponse, error) {
+	return nil, f.getErr
+}
+
+// TestStatusBGPErrors: a node without a speaker is an answer, not an error; a speaker that
+// cannot be read fails status, after the node's summary.
+func TestStatusBGPErrors(t *testing.T) {
+	var b bytes.Buffer
+	if err := printStatus(t.Context(), fakeAgent{getErr: grpcstatus.Error(codes.NotFound, "not managed")}, &b, statusView{}); err != nil ||
+		!strings.HasSuffix(b.String(), "\nnodenet-agent BGP speaker is not configured on this node.\n") {
+		t.Errorf("no speaker: %v\n%s", err, b.String())
+	}
+	b.Reset()
+	err := printStatus(t.Context(), fakeAgent{getErr: grpcstatus.Error(codes.Internal, "gobgp: boom")}, &b, statusView{})
+	if err == nil || !strings.Contains(err.Error(), "Get bgp_speaker/default") || !strings.HasPrefix(b.String(), "node:           c/n\n") {
+		t.Errorf("unreadable speaker: %v\n%s", err, b.String())
 	}
 }
