@@ -97,11 +97,39 @@ func (s *Speaker) session(addr string, p *api.Peer) *pb.BgpSession {
 	if since != nil {
 		out.Since = since.AsTime().Unix()
 	}
-	for _, af := range p.GetAfiSafis() {
-		out.Received += uint32(af.GetState().GetReceived())
-		out.Advertised += uint32(af.GetState().GetAdvertised())
-	}
+	out.Received, out.Advertised = routeCounts(p)
 	return out
+}
+
+// routeCounts is what a peer sent us and what we send it. GoBGP's advertised count is
+// what it would send, asked even of a peer that is down, and with graceful restart in
+// effect it counts the End-of-RIB marker of every family as a route: an advertised count
+// here is the routes an Established peer has from us.
+func routeCounts(p *api.Peer) (received, advertised uint32) {
+	eor := p.GetGracefulRestart().GetEnabled() && remoteHasGR(p)
+	for _, af := range p.GetAfiSafis() {
+		received += uint32(af.GetState().GetReceived())
+		adv := uint32(af.GetState().GetAdvertised())
+		if eor && adv > 0 {
+			adv--
+		}
+		advertised += adv
+	}
+	if p.GetState().GetSessionState() != api.PeerState_ESTABLISHED {
+		advertised = 0
+	}
+	return received, advertised
+}
+
+// remoteHasGR reports whether the peer's OPEN had the graceful restart capability: with our
+// own, that is when GoBGP sends End-of-RIB markers.
+func remoteHasGR(p *api.Peer) bool {
+	for _, c := range p.GetState().GetRemoteCap() {
+		if c.MessageIs(&api.GracefulRestartCapability{}) {
+			return true
+		}
+	}
+	return false
 }
 
 // sessionState renders GoBGP's state the way BIRD and calicoctl do ("Established").

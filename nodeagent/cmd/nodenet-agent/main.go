@@ -39,7 +39,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the agent (gRPC with mTLS)", runServe},
 		{"certs", "write a CA, server certificates per node and a client certificate", runCerts},
-		{"status", "call Info and List on an agent and print a summary", runStatus},
+		{"status", "print what an agent reports, and its BGP status as calicoctl node status does", runStatus},
 		{"lab", "network-namespace lab with agents: lab up | down | status | stop | start", runLab},
 		{"version", "print the agent version", func([]string, io.Writer, io.Writer) error {
 			fmt.Println(agentVersion())

@@ -68,6 +68,9 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.key, "key", "", "client key (PEM file)")
 	fs.StringVar(&o.expect, "expect", "", "expected agent identity, nodenet://<cluster>/<node>")
 	timeout := fs.Duration("timeout", 10*time.Second, "RPC timeout")
+	var v statusView
+	fs.BoolVar(&v.bgpOnly, "bgp", false, "print only the BGP status (calicoctl node status's layout)")
+	fs.BoolVar(&v.json, "json", false, "print the BGP status as JSON (the nodenet_bgp_status data source's fields)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -78,18 +81,45 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	return printStatus(ctx, pb.NewNodeAgentClient(cc), stdout)
+	return printStatus(ctx, pb.NewNodeAgentClient(cc), stdout, v)
 }
 
-func printStatus(ctx context.Context, c pb.NodeAgentClient, w io.Writer) error {
+// statusView is what `status` prints: everything, or only the BGP part (as a table or JSON).
+type statusView struct {
+	bgpOnly, json bool
+}
+
+func printStatus(ctx context.Context, c pb.NodeAgentClient, w io.Writer, v statusView) error {
 	info, err := c.Info(ctx, &pb.InfoRequest{})
 	if err != nil {
 		return fmt.Errorf("status: Info: %w", err)
+	}
+	// The node's summary is printed even when its speaker cannot be read.
+	b, bgpErr := fetchBGP(ctx, c, info)
+	switch {
+	case bgpErr != nil && (v.json || v.bgpOnly):
+		return bgpErr
+	case v.json:
+		return writeBGPJSON(w, info, b)
+	case v.bgpOnly:
+		renderBGP(w, b, time.Now())
+		return nil
 	}
 	list, err := c.List(ctx, &pb.ListRequest{})
 	if err != nil {
 		return fmt.Errorf("status: List: %w", err)
 	}
+	printNode(w, info, list)
+	fmt.Fprintln(w)
+	if bgpErr != nil {
+		return bgpErr
+	}
+	renderBGP(w, b, time.Now())
+	return nil
+}
+
+// printNode is the agent's summary: identity, kernel, interfaces, managed objects, findings.
+func printNode(w io.Writer, info *pb.NodeInfo, list *pb.ListResponse) {
 	fmt.Fprintf(w, "node:           %s/%s\n", info.GetCluster(), info.GetNode())
 	fmt.Fprintf(w, "agent version:  %s\n", info.GetAgentVersion())
 	fmt.Fprintf(w, "capabilities:   %s\n", strings.Join(info.GetCapabilities(), ", "))
@@ -123,7 +153,6 @@ func printStatus(ctx context.Context, c pb.NodeAgentClient, w io.Writer) error {
 		fmt.Fprintf(w, "  %s%s (owner %s)\n", o.GetId(), describeSpec(o), o.GetOwner())
 	}
 	printFindings(w, info)
-	return nil
 }
 
 // describeSpec summarises an object's spec after its id.
