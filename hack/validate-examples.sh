@@ -17,12 +17,16 @@ provider_installation {
 RC
 export TF_CLI_CONFIG_FILE=$tmp/terraformrc CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
 fail=0
-for dir in examples/provider examples/resources/* examples/data-sources/* examples/scenarios/*; do
+# The whole tree, so that scenarios find the modules at their relative paths.
+mkdir -p "$tmp/work"
+cp -r examples "$tmp/work/"
+for dir in examples/provider examples/resources/* examples/data-sources/* examples/modules/* examples/scenarios/*; do
   work=$tmp/work/$dir
-  mkdir -p "$work"
-  cp "$dir"/*.tf "$work"/
   if ! grep -q required_providers "$work"/*.tf; then
     printf 'terraform {\n  required_providers {\n    nodenet = { source = "nodenet/nodenet" }\n  }\n}\n' > "$work/versions.tf"
+  fi
+  if grep -q '^module ' "$work"/*.tf && ! (cd "$work" && terraform get -no-color >/dev/null 2>&1); then
+    echo "FAIL $dir: terraform get"; fail=1; continue
   fi
   if out=$(cd "$work" && terraform validate -no-color -compact-warnings 2>&1); then
     echo "ok   $dir"

@@ -84,7 +84,7 @@ func TestAccBgpStatusDataSource(t *testing.T) {
 	if err := l.StopAgent(host(t, l, "node3")); err != nil {
 		t.Fatal(err)
 	}
-	config := l.ProviderHCL() + bgpDemoHCL + `
+	config := l.ProviderHCL() + bgpDemoHCL(t) + `
 data "nodenet_bgp_status" "all" {
   depends_on = [nodenet_bgp_config.demo, nodenet_ippool.pods]
 }

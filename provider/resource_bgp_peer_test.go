@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	api "github.com/osrg/gobgp/v3/api"
@@ -47,16 +48,6 @@ func torLab(t *testing.T) (*lab.Lab, *lab.Bird) {
 	return l, b
 }
 
-const torPeerHCL = `
-resource "nodenet_bgp_peer" "tor" {
-  cluster             = "demo"
-  peer_ip             = "10.20.30.1"
-  peer_asn            = 64513
-  password_wo         = "` + torPassword + `"
-  password_wo_version = 1
-  depends_on          = [nodenet_bgp_config.demo]
-}
-`
 
 // waitRouteVia waits until h has a route to dst with the marker, through one of the gateways.
 func waitRouteVia(h *lab.Host, dst, marker string, gateways ...string) error {
@@ -125,7 +116,8 @@ func setASNByHand(h *lab.Host, asn uint32) error {
 func TestAccTorPeer(t *testing.T) {
 	l, bird := torLab(t)
 	n1, n2, tor := host(t, l, "node1"), host(t, l, "node2"), host(t, l, "tor")
-	config := l.ProviderHCL() + bgpDemoHCL + torPeerHCL
+	hcl := scenario(t, l, "tor-peer")
+	vars := config.Variables{"tor_password": config.StringVariable(torPassword)}
 	officeReachesPods := func(*terraform.State) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -151,24 +143,24 @@ func TestAccTorPeer(t *testing.T) {
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{
 			{
-				Config: config,
+				Config: hcl, ConfigVariables: vars,
 				Check: resource.ComposeTestCheckFunc(
 					resource.TestCheckNoResourceAttr("nodenet_bgp_peer.tor", "password_wo"),
 					officeReachesPods,
 				),
 			},
-			{Config: config, PlanOnly: true},
+			{Config: hcl, ConfigVariables: vars, PlanOnly: true},
 			{
 				PreConfig: func() {
 					if err := setPasswordByHand(n1, "10.20.30.1", "changed-by-hand"); err != nil {
 						t.Fatal(err)
 					}
 				},
-				Config: config, PlanOnly: true, ExpectNonEmptyPlan: true,
+				Config: hcl, ConfigVariables: vars, PlanOnly: true, ExpectNonEmptyPlan: true,
 			},
-			{Config: config, Check: officeReachesPods},
-			{Config: config, PlanOnly: true},
-			{ResourceName: "nodenet_bgp_peer.tor", ImportState: true, ImportStateId: "demo/10.20.30.1", ImportStateVerify: true,
+			{Config: hcl, ConfigVariables: vars, Check: officeReachesPods},
+			{Config: hcl, ConfigVariables: vars, PlanOnly: true},
+			{ConfigVariables: vars, ResourceName: "nodenet_bgp_peer.tor", ImportState: true, ImportStateId: "demo/10.20.30.1", ImportStateVerify: true,
 				ImportStateVerifyIgnore: []string{"timeouts", "sessions", "password_wo", "password_wo_version"}},
 		},
 		CheckDestroy: func(*terraform.State) error {

@@ -2,6 +2,8 @@ package provider
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,19 +24,15 @@ func bgpDemoLab(t *testing.T) *lab.Lab {
 	}})
 }
 
-const bgpDemoHCL = `
-resource "nodenet_bgp_config" "demo" {
-  cluster = "demo"
-  asn     = 64512
+// bgpDemoHCL is the bgp-demo scenario.
+func bgpDemoHCL(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../examples/scenarios/bgp-demo/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
-
-resource "nodenet_ippool" "pods" {
-  cluster    = "demo"
-  cidr       = "10.244.0.0/16"
-  block_size = 26
-  depends_on = [nodenet_bgp_config.demo]
-}
-`
 
 // waitRoute waits until h's kernel has the route line want for dst.
 func waitRoute(h *lab.Host, dst, want string) error {
@@ -59,7 +57,7 @@ func waitRoute(h *lab.Host, dst, want string) error {
 func TestAccBGPDemo(t *testing.T) {
 	l := bgpDemoLab(t)
 	n1, n2 := host(t, l, "node1"), host(t, l, "node2")
-	config := l.ProviderHCL() + bgpDemoHCL
+	config := scenario(t, l, "bgp-demo")
 	routesAndPing := func(*terraform.State) error {
 		for _, p := range [][2]*lab.Host{{n1, n2}, {n2, n1}} {
 			self, other := p[0], p[1]
@@ -138,4 +136,62 @@ func TestAccBGPDemo(t *testing.T) {
 			return nil
 		},
 	})
+}
+
+// TestAccTwoClustersModule applies the two-clusters-bgp scenario with the real terraform CLI
+// (init installs the module, as in a user's pipeline): one module for two clusters' BGP
+// set-ups, east with the mesh and west with a reflector. Pods ping within each cluster,
+// west's workers have one session each, the second plan is empty and destroy leaves no
+// nodenet route.
+func TestAccTwoClustersModule(t *testing.T) {
+	l := newExecLab(t, lab.Options{NoPodRoutes: true, Hosts: []lab.HostSpec{
+		{Cluster: "east", Name: "east-1", UnderlayIP: mustPrefix("10.30.0.11/24"), PodCIDR: mustPrefix("10.244.0.0/26")},
+		{Cluster: "east", Name: "east-2", UnderlayIP: mustPrefix("10.30.0.12/24"), PodCIDR: mustPrefix("10.244.0.64/26")},
+		{Cluster: "west", Name: "west-1", UnderlayIP: mustPrefix("10.30.0.21/24"), PodCIDR: mustPrefix("10.245.0.0/24")},
+		{Cluster: "west", Name: "west-2", UnderlayIP: mustPrefix("10.30.0.22/24"), PodCIDR: mustPrefix("10.245.1.0/24")},
+		{Cluster: "west", Name: "west-3", UnderlayIP: mustPrefix("10.30.0.23/24"), PodCIDR: mustPrefix("10.245.2.0/24")},
+	}})
+	modules, err := filepath.Abs("../examples/modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// terraform runs in a directory of the test's own: the module by its absolute path.
+	hcl := strings.ReplaceAll(scenario(t, l, "two-clusters-bgp"), `"../../modules`, `"`+modules)
+	cli := newCLI(t, "terraform {\n  required_providers {\n    nodenet = { source = \"nodenet/nodenet\" }\n  }\n}\n"+hcl)
+	cli.must("apply", "-no-color", "-input=false", "-auto-approve")
+	destroyed := false
+	t.Cleanup(func() {
+		if !destroyed {
+			_, _ = cli.run("destroy", "-no-color", "-input=false", "-auto-approve")
+		}
+	})
+	e1, e2 := host(t, l, "east-1"), host(t, l, "east-2")
+	w1, w2, w3 := host(t, l, "west-1"), host(t, l, "west-2"), host(t, l, "west-3")
+	if out := cli.must("output", "-no-color", "-json", "east_blocks"); !strings.Contains(out, `"east-2":"10.244.0.64/26"`) {
+		t.Fatalf("east_blocks: %s", out)
+	}
+	if err := waitSessions(map[*lab.Host]int{e1: 1, e2: 1, w1: 2, w2: 1, w3: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range [][2]*lab.Host{{e1, e2}, {w2, w3}, {w3, w1}} {
+		if err := waitRoute(p[0], p[1].PodCIDR.String(), fmt.Sprintf("%s via %s dev eth0 proto 147", p[1].PodCIDR, p[1].UnderlayIP.Addr())); err != nil {
+			t.Fatal(err)
+		}
+		if err := podPing(p[0], p[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := run(t, e1, "ip", "route"); strings.Contains(out, "10.245.") {
+		t.Fatalf("the clusters are apart, but east-1 has west's routes:\n%s", out)
+	}
+	if out, err := cli.run("plan", "-no-color", "-input=false", "-detailed-exitcode"); err != nil {
+		t.Fatalf("the second plan is not empty: %v\n%s", err, out)
+	}
+	cli.must("destroy", "-no-color", "-input=false", "-auto-approve")
+	destroyed = true
+	for _, h := range l.Hosts {
+		if out := run(t, h, "ip", "route"); strings.Contains(out, "proto 147") {
+			t.Fatalf("%s keeps nodenet routes after destroy:\n%s", h.Name, out)
+		}
+	}
 }

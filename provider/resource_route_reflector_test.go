@@ -36,12 +36,11 @@ func calicoRRLab(t *testing.T, extra ...string) *lab.Lab {
 	return newExecLab(t, lab.Options{NoPodRoutes: true, Hosts: hosts})
 }
 
-func calicoRRHCL(mesh bool, reflectors ...string) string {
-	s := fmt.Sprintf(`
+// calicoMeshHCL is the calico cluster before the seed's procedure: the node-to-node mesh.
+const calicoMeshHCL = `
 resource "nodenet_bgp_config" "calico" {
-  cluster           = "calico"
-  asn               = 63400
-  node_to_node_mesh = %t
+  cluster = "calico"
+  asn     = 63400
 }
 
 resource "nodenet_ippool" "pods" {
@@ -50,18 +49,7 @@ resource "nodenet_ippool" "pods" {
   block_size = 24
   depends_on = [nodenet_bgp_config.calico]
 }
-`, mesh)
-	for _, rr := range reflectors {
-		s += fmt.Sprintf(`
-resource "nodenet_route_reflector" %q {
-  cluster = "calico"
-  node    = %q
-  asn     = nodenet_bgp_config.calico.asn
-}
-`, rr, rr)
-	}
-	return s
-}
+`
 
 // established counts the Established sessions of a node's speaker, as its agent reports.
 func established(h *lab.Host) int {
@@ -163,7 +151,7 @@ func TestAccCalicoRR(t *testing.T) {
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{
 			{
-				Config: l.ProviderHCL() + calicoRRHCL(true),
+				Config: l.ProviderHCL() + calicoMeshHCL,
 				Check: func(*terraform.State) error {
 					if err := waitSessions(map[*lab.Host]int{m: 2, w1: 2, w2: 2}); err != nil {
 						return err
@@ -182,7 +170,7 @@ func TestAccCalicoRR(t *testing.T) {
 				},
 			},
 			{
-				Config: l.ProviderHCL() + calicoRRHCL(false, "master01"),
+				Config: scenario(t, l, "calico-rr"),
 				Check: resource.ComposeTestCheckFunc(
 					resource.TestCheckResourceAttr("nodenet_route_reflector.master01", "cluster_id", "192.168.100.10"),
 					resource.TestCheckResourceAttr("nodenet_route_reflector.master01", "clients.#", "2"),
@@ -198,7 +186,7 @@ func TestAccCalicoRR(t *testing.T) {
 					},
 				),
 			},
-			{Config: l.ProviderHCL() + calicoRRHCL(false, "master01"), PlanOnly: true},
+			{Config: scenario(t, l, "calico-rr"), PlanOnly: true},
 			{ResourceName: "nodenet_route_reflector.master01", ImportState: true, ImportStateId: "calico/master01",
 				ImportStateVerify: true, ImportStateVerifyIgnore: []string{"timeouts", "sessions"}},
 		},
@@ -231,13 +219,13 @@ func TestAccTwoRR(t *testing.T) {
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{
 			{
-				Config: l.ProviderHCL() + calicoRRHCL(false, "master01"),
+				Config: scenario(t, l, "calico-rr"),
 				Check: func(*terraform.State) error {
 					return waitSessions(map[*lab.Host]int{m1: 3, w1: 1, w2: 1, m2: 1})
 				},
 			},
 			{
-				Config: l.ProviderHCL() + calicoRRHCL(false, "master01", "master02"),
+				Config: scenario(t, l, "two-rr"),
 				Check: func(*terraform.State) error {
 					if err := waitSessions(map[*lab.Host]int{m1: 3, m2: 3, w1: 2, w2: 2}); err != nil {
 						return err
