@@ -48,7 +48,6 @@ func torLab(t *testing.T) (*lab.Lab, *lab.Bird) {
 	return l, b
 }
 
-
 // waitRouteVia waits until h has a route to dst with the marker, through one of the gateways.
 func waitRouteVia(h *lab.Host, dst, marker string, gateways ...string) error {
 	deadline := time.Now().Add(15 * time.Second)
