@@ -157,7 +157,7 @@ func TestAccTwoClustersModule(t *testing.T) {
 	}
 	// terraform runs in a directory of the test's own: the module by its absolute path.
 	hcl := strings.ReplaceAll(scenario(t, l, "two-clusters-bgp"), `"../../modules`, `"`+modules)
-	cli := newCLI(t, "terraform {\n  required_providers {\n    nodenet = { source = \"nodenet/nodenet\" }\n  }\n}\n"+hcl)
+	cli := newCLI(t, hcl)
 	cli.must("apply", "-no-color", "-input=false", "-auto-approve")
 	destroyed := false
 	t.Cleanup(func() {
@@ -194,4 +194,55 @@ func TestAccTwoClustersModule(t *testing.T) {
 			t.Fatalf("%s keeps nodenet routes after destroy:\n%s", h.Name, out)
 		}
 	}
+}
+
+// TestAccIPPoolImportHandMade: the seed's blackholes, made by hand (as Calico's BIRD made
+// them: proto bird), are adopted by an import of the pool: the allocations are the seed's
+// blocks, the plan against the configuration is empty, and the blackholes carry nodenet's
+// route protocol after apply.
+func TestAccIPPoolImportHandMade(t *testing.T) {
+	l := newLab(t, lab.Options{Hosts: []lab.HostSpec{
+		{Cluster: "demo", Name: "node1", UnderlayIP: mustPrefix("10.20.30.30/24")},
+		{Cluster: "demo", Name: "node2", UnderlayIP: mustPrefix("10.20.30.31/24")},
+	}})
+	n1, n2 := host(t, l, "node1"), host(t, l, "node2")
+	// An import as the first step needs the provider's source spelled out.
+	hcl := "terraform {\n  required_providers {\n    nodenet = { source = \"nodenet/nodenet\" }\n  }\n}\n" + l.ProviderHCL() + `
+resource "nodenet_ippool" "pods" {
+  cluster = "demo"
+  cidr    = "10.244.0.0/16"
+}
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					run(t, n1, "ip", "route", "add", "blackhole", "10.244.166.128/26", "proto", "bird")
+					run(t, n2, "ip", "route", "add", "blackhole", "10.244.104.0/26", "proto", "bird")
+				},
+				Config: hcl, ResourceName: "nodenet_ippool.pods", ImportState: true, ImportStateId: "demo/10.244.0.0/16", ImportStatePersist: true,
+				ImportStateCheck: func(s []*terraform.InstanceState) error {
+					a := s[0].Attributes
+					if a["allocations.node1"] != "10.244.166.128/26" || a["allocations.node2"] != "10.244.104.0/26" || a["block_size"] != "26" {
+						return fmt.Errorf("imported %v", a)
+					}
+					return nil
+				},
+			},
+			{Config: hcl, PlanOnly: true},
+			{
+				Config: hcl,
+				Check: func(*terraform.State) error {
+					return waitRoute(n1, "10.244.166.128/26", "blackhole 10.244.166.128/26 proto 147")
+				},
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			if out := run(t, n2, "ip", "route"); strings.Contains(out, "10.244.104.0/26") {
+				return fmt.Errorf("node2 keeps the adopted blackhole after destroy:\n%s", out)
+			}
+			return nil
+		},
+	})
 }

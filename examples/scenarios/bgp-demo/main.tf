@@ -2,6 +2,12 @@
 # node's block of the pool gets a blackhole route and is announced; each node learns the
 # other's block via its address, so a pod on node1 reaches a pod on node2.
 
+terraform {
+  required_providers {
+    nodenet = { source = "nodenet/nodenet" }
+  }
+}
+
 resource "nodenet_bgp_config" "demo" {
   cluster = "demo"
   asn     = 64512

@@ -3,6 +3,12 @@
 # pool 10.244.0.0/16 in /24 blocks, no encapsulation. Applied over a running mesh, this is
 # the seed's calicoctl procedure without its outage.
 
+terraform {
+  required_providers {
+    nodenet = { source = "nodenet/nodenet" }
+  }
+}
+
 resource "nodenet_bgp_config" "calico" {
   cluster           = "calico"
   asn               = 63400

@@ -1,6 +1,12 @@
 # tor-peer (seed 001): the bgp-demo nodes peer with their ToR router (AS 64513) with a TCP MD5
 # password; the ToR learns every pod block and announces the office network back.
 
+terraform {
+  required_providers {
+    nodenet = { source = "nodenet/nodenet" }
+  }
+}
+
 variable "tor_password" {
   type      = string
   sensitive = true

@@ -2,6 +2,12 @@
 # mesh off and a route reflector. (The provider block, with both clusters' nodes, is the
 # pipeline's own.)
 
+terraform {
+  required_providers {
+    nodenet = { source = "nodenet/nodenet" }
+  }
+}
+
 module "east" {
   source     = "../../modules/cluster-bgp"
   cluster    = "east"

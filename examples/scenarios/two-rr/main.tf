@@ -1,6 +1,12 @@
 # two-rr: calico-rr with a second reflector, master02. Every worker peers with both; the
 # reflectors peer with each other; either one can stop and pod traffic still flows.
 
+terraform {
+  required_providers {
+    nodenet = { source = "nodenet/nodenet" }
+  }
+}
+
 resource "nodenet_bgp_config" "calico" {
   cluster           = "calico"
   asn               = 63400
