@@ -27,6 +27,7 @@ type bgpConfigModel struct {
 	Keepalive       types.Int64    `tfsdk:"keepalive"`
 	HoldTime        types.Int64    `tfsdk:"hold_time"`
 	Nodes           types.Set      `tfsdk:"nodes"`
+	RouterIDs       types.Map      `tfsdk:"router_ids"`
 	Speakers        types.Map      `tfsdk:"speakers"`
 	Timeouts        timeouts.Value `tfsdk:"timeouts"`
 }
@@ -52,6 +53,15 @@ func (m *bgpConfigModel) nodeKeys(ctx context.Context, diags *diag.Diagnostics) 
 	return keys
 }
 
+// routerIDs are the router ids given, by node name.
+func (m *bgpConfigModel) routerIDs(ctx context.Context, diags *diag.Diagnostics) map[string]string {
+	out := map[string]string{}
+	if !m.RouterIDs.IsNull() && !m.RouterIDs.IsUnknown() {
+		diags.Append(m.RouterIDs.ElementsAs(ctx, &out, false)...)
+	}
+	return out
+}
+
 func (m *bgpConfigModel) gracefulRestart(ctx context.Context, diags *diag.Diagnostics) *pb.BgpGracefulRestart {
 	var gr struct {
 		Enabled     types.Bool  `tfsdk:"enabled"`
@@ -70,10 +80,11 @@ func (m *bgpConfigModel) objects(ctx context.Context, f *fleet.Fleet, diags *dia
 	keys := m.nodeKeys(ctx, diags)
 	gr := m.gracefulRestart(ctx, diags)
 	asn := uint32(m.ASN.ValueInt64())
+	rids := m.routerIDs(ctx, diags)
 	out := fleet.Objects{}
 	for _, k := range keys {
 		n, _ := f.Node(k)
-		s := &pb.BgpSpeaker{Asn: asn, Address: n.Address, ListenPort: uint32(m.ListenPort.ValueInt64()), GracefulRestart: gr,
+		s := &pb.BgpSpeaker{Asn: asn, Address: n.Address, RouterId: rids[nodeName(k)], ListenPort: uint32(m.ListenPort.ValueInt64()), GracefulRestart: gr,
 			Timers: &pb.BgpTimers{Keepalive: uint32(m.Keepalive.ValueInt64()), HoldTime: uint32(m.HoldTime.ValueInt64())}}
 		if m.Mesh.ValueBool() {
 			for _, o := range keys {
@@ -141,11 +152,15 @@ func speakerValue(routerID, state string) types.Object {
 
 // plannedSpeakers is what the plan expects of every node: its speaker running, with its
 // address as router id.
-func plannedSpeakers(f *fleet.Fleet, keys []string, diags *diag.Diagnostics) types.Map {
+func plannedSpeakers(f *fleet.Fleet, keys []string, routerIDs map[string]string, diags *diag.Diagnostics) types.Map {
 	speakers := map[string]attr.Value{}
 	for _, k := range keys {
 		n, _ := f.Node(k)
-		speakers[nodeName(k)] = speakerValue(n.Address, speakerRunning)
+		rid := n.Address
+		if r, ok := routerIDs[nodeName(k)]; ok {
+			rid = r
+		}
+		speakers[nodeName(k)] = speakerValue(rid, speakerRunning)
 	}
 	v, d := types.MapValue(types.ObjectType{AttrTypes: speakerTypes}, speakers)
 	diags.Append(d...)
@@ -185,7 +200,16 @@ func (r *BGPConfigResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 	nv, d := types.SetValueFrom(ctx, types.StringType, nodeNames(keys))
 	resp.Diagnostics.Append(d...)
 	plan.Nodes = nv
-	plan.Speakers = plannedSpeakers(r.data.Fleet, keys, &resp.Diagnostics)
+	rids := plan.routerIDs(ctx, &resp.Diagnostics)
+	for n := range rids {
+		if !contains(nodeNames(keys), n) {
+			resp.Diagnostics.AddAttributeError(path.Root("router_ids"), "Unknown node", fmt.Sprintf("router_ids: %q is not one of the speakers' nodes (%s)", n, strings.Join(nodeNames(keys), ", ")))
+		}
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	plan.Speakers = plannedSpeakers(r.data.Fleet, keys, rids, &resp.Diagnostics)
 	plan.ID = plan.Cluster
 	if _, errs := r.data.Fleet.DryRun(ctx, plan.objects(ctx, r.data.Fleet, &resp.Diagnostics)); len(errs) > 0 {
 		resp.Diagnostics.AddError("BGP speakers cannot run", "The agents refused the speakers:\n"+fleet.Join(errs))
@@ -229,6 +253,16 @@ func (r *BGPConfigResource) ImportState(ctx context.Context, req resource.Import
 	m.Keepalive = types.Int64Value(int64(orDefault(first.GetTimers().GetKeepalive(), 3)))
 	m.HoldTime = types.Int64Value(int64(orDefault(first.GetTimers().GetHoldTime(), 9)))
 	m.Speakers = types.MapNull(types.ObjectType{AttrTypes: speakerTypes})
+	rids := map[string]string{}
+	for k, a := range adopted {
+		if s := a.GetObserved().GetBgpSpeaker(); s.GetRouterId() != "" {
+			rids[nodeName(k)] = s.GetRouterId()
+		}
+	}
+	m.RouterIDs = types.MapNull(types.StringType)
+	if len(rids) > 0 {
+		m.RouterIDs, _ = types.MapValueFrom(ctx, types.StringType, rids)
+	}
 	m.setObserved(ctx, observed, nil, &resp.Diagnostics)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }

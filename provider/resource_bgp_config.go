@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -96,6 +97,11 @@ func (r *BGPConfigResource) Schema(ctx context.Context, _ resource.SchemaRequest
 			"nodes": schema.SetAttribute{
 				ElementType: types.StringType, Optional: true, Computed: true,
 				MarkdownDescription: "Names of the cluster's nodes that run a speaker. Default: every node of the cluster.",
+			},
+			"router_ids": schema.MapAttribute{
+				ElementType: types.StringType, Optional: true,
+				MarkdownDescription: "Router ids by node name, IPv4 form, for nodes whose address should not be their router id (a changed router id restarts that node's speaker). Default: each node's address.",
+				Validators:          []validator.Map{mapvalidator.ValueStringsAre(validators.IPv4())},
 			},
 			"speakers": schema.MapNestedAttribute{
 				Computed: true, MarkdownDescription: "Per node, its speaker as the node reports it. The plan expects every speaker `running`: any other state read back (a speaker that lost learned routes deleted by hand, say) is a change the next apply repairs. Sessions are in the `nodenet_bgp_status` data source.",

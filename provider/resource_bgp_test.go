@@ -123,6 +123,15 @@ func TestAccBGPDemo(t *testing.T) {
 				Check: resource.TestCheckResourceAttr("nodenet_bgp_config.demo", "speakers.node2.state", "running"),
 			},
 			{Config: config, Check: routesAndPing},
+			{
+				// A router id given restarts that node's speaker with it.
+				Config: strings.Replace(config, "asn     = 64512", "asn     = 64512\n  router_ids = { node1 = \"1.1.1.1\" }", 1),
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttr("nodenet_bgp_config.demo", "speakers.node1.router_id", "1.1.1.1"),
+					routesAndPing,
+				),
+			},
+			{Config: config, Check: routesAndPing},
 			{ResourceName: "nodenet_ippool.pods", ImportState: true, ImportStateId: "demo/10.244.0.0/16", ImportStateVerify: true,
 				ImportStateVerifyIgnore: []string{"timeouts"}},
 		},
