@@ -247,3 +247,48 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestBGPStaleSweep: a block withdrawn while an agent is stopped leaves that agent's learned
+// route stale in the kernel; after the restart, once the peer's End-of-RIB came without the
+// block, the stale route is swept, and the others stay.
+func TestBGPStaleSweep(t *testing.T) {
+	l, c := execLab(t, bgpDemoHosts())
+	n1, n2 := l.Hosts[0], l.Hosts[1]
+	for _, p := range [][2]*lab.Host{{n1, n2}, {n2, n1}} {
+		applyObj(t, c[p[0].Name], speakerObj(p[0], p[1]))
+		applyObj(t, c[p[0].Name], poolObj(p[0].PodCIDR))
+	}
+	extra := &pb.Object{Id: "ip_pool/10.245.0.0/16", Spec: &pb.Object_IpPool{IpPool: &pb.IpPool{Cidr: "10.245.0.0/16", Block: "10.245.0.0/26"}}}
+	applyObj(t, c[n2.Name], extra)
+	learned := func(dst string) bool { return strings.Contains(routeLine(t, n1, dst), "proto 147") }
+	waitFor(t, 15*time.Second, func() string {
+		if !learned(n2.PodCIDR.String()) || !learned("10.245.0.0/26") {
+			return "node1 has not learned node2's blocks"
+		}
+		return ""
+	})
+	if err := l.StopAgent(n1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c[n2.Name].Delete(t.Context(), &pb.DeleteRequest{Id: extra.GetId(), Owner: "test:bgp"}); err != nil {
+		t.Fatal(err)
+	}
+	if !learned("10.245.0.0/26") {
+		t.Fatal("node1 lost the route while its agent was stopped: nothing should touch its kernel then")
+	}
+	if err := l.StartAgent(n1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, func() string {
+		if learned("10.245.0.0/26") {
+			return "node1 still has the stale route to 10.245.0.0/26"
+		}
+		return ""
+	})
+	if !learned(n2.PodCIDR.String()) {
+		t.Fatal("the sweep removed a route node2 still announces")
+	}
+	if !strings.Contains(mustRead(t, n1.LogFile), "every neighbour sent End-of-RIB") {
+		t.Error("the sweep was not triggered by End-of-RIB")
+	}
+}
