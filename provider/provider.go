@@ -24,6 +24,7 @@ import (
 
 	"github.com/nodenet/terraform-provider-nodenet/internal/tlsconf"
 	"github.com/nodenet/terraform-provider-nodenet/provider/fleet"
+	"github.com/nodenet/terraform-provider-nodenet/provider/kube"
 	"github.com/nodenet/terraform-provider-nodenet/provider/validators"
 )
 
@@ -53,7 +54,9 @@ type tlsModel struct {
 }
 
 type clusterModel struct {
-	Nodes map[string]nodeModel `tfsdk:"nodes"`
+	Nodes               map[string]nodeModel      `tfsdk:"nodes"`
+	Kubernetes          *kubernetesModel          `tfsdk:"kubernetes"`
+	NodesFromKubernetes *nodesFromKubernetesModel `tfsdk:"nodes_from_kubernetes"`
 }
 
 type nodeModel struct {
@@ -84,9 +87,11 @@ func (p *NodenetProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 				Required:            true,
 				MarkdownDescription: "The inventory: clusters by name, each with its nodes by name. Resources refer to nodes as `<cluster>/<node>`.",
 				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"kubernetes":            kubernetesSchema(),
+					"nodes_from_kubernetes": nodesFromKubernetesSchema(),
 					"nodes": schema.MapNestedAttribute{
-						Required:            true,
-						MarkdownDescription: "Nodes by name (the Kubernetes node name).",
+						Optional:            true,
+						MarkdownDescription: "Nodes by name (the Kubernetes node name). Required unless `nodes_from_kubernetes` is set.",
 						NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
 							"agent": schema.StringAttribute{Required: true, MarkdownDescription: "Address of the node's nodenet-agent, `host:port` (default port 7707)."},
 						}},
@@ -160,6 +165,14 @@ func (p *NodenetProvider) Configure(ctx context.Context, req provider.ConfigureR
 			fc.Nodes = append(fc.Nodes, fleet.Node{Cluster: cname, Name: nname, Agent: addr})
 		}
 	}
+	kc, discovered, d := configureKube(ctx, cfg.Clusters, &fc)
+	resp.Diagnostics.Append(d...)
+	for cname, c := range cfg.Clusters {
+		if len(c.Nodes) == 0 && c.NodesFromKubernetes == nil {
+			resp.Diagnostics.AddAttributeError(path.Root("clusters").AtMapKey(cname).AtName("nodes"), "Missing nodes",
+				"cluster "+cname+" needs nodes, or nodes_from_kubernetes to take them from its API")
+		}
+	}
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -168,7 +181,7 @@ func (p *NodenetProvider) Configure(ctx context.Context, req provider.ConfigureR
 		resp.Diagnostics.AddAttributeError(path.Root("clusters"), "Invalid inventory", err.Error())
 		return
 	}
-	pd := &providerData{Fleet: f, replacing: newReplacing()}
+	pd := &providerData{Fleet: f, replacing: newReplacing(), Kube: kc, Discovered: discovered}
 	resp.ResourceData = pd
 	resp.DataSourceData = pd
 }
@@ -180,6 +193,10 @@ type providerData struct {
 	Fleet *fleet.Fleet
 	// replacing are the owners whose objects a replacement planned in this run takes over.
 	replacing *replacing
+	// Kube is the Kubernetes client of every cluster with a kubernetes attribute, by name.
+	Kube map[string]*kube.Client
+	// Discovered are the nodes read from the clusters' APIs, by "<cluster>/<node>".
+	Discovered map[string]*discoveredNode
 }
 
 // replacing remembers, within one run of the provider, the owners of resources that are
@@ -253,7 +270,7 @@ func containsSlash(s string) bool {
 }
 
 func (p *NodenetProvider) Resources(_ context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewVxlanTunnelResource}
+	return []func() resource.Resource{NewVxlanTunnelResource, NewNetworkAttachmentResource}
 }
 
 func (p *NodenetProvider) DataSources(_ context.Context) []func() datasource.DataSource {
