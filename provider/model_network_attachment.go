@@ -235,6 +235,9 @@ func parseConf(raw, name string) (c cniConf, ok bool) {
 	default:
 		return c, false
 	}
+	if c.IPAM != nil && !typedIPAM(c.IPAM) {
+		return c, false
+	}
 	return c, sameJSON(render(c), raw)
 }
 
@@ -247,6 +250,17 @@ func sameJSON(a, b string) bool {
 	xa, _ := json.Marshal(x)
 	ya, _ := json.Marshal(y)
 	return bytes.Equal(xa, ya)
+}
+
+// typedIPAM tells whether the ipam attribute can express the IPAM configuration.
+func typedIPAM(c *ipamConf) bool {
+	switch c.Type {
+	case "whereabouts", "static":
+		return true
+	case "host-local":
+		return len(c.Ranges) == 1 && len(c.Ranges[0]) == 1
+	}
+	return false
 }
 
 // fromConf sets the typed attributes from a parsed configuration.
@@ -281,14 +295,11 @@ func ipamFromConf(c *ipamConf) *ipamModel {
 		}
 		return &ipamModel{Static: s}
 	case "host-local":
-		if len(c.Ranges) != 1 || len(c.Ranges[0]) != 1 {
-			return &ipamModel{}
-		}
-		r := c.Ranges[0][0]
+		r := c.Ranges[0][0] // parseConf refused other shapes
 		return &ipamModel{HostLocal: &hostLocalModel{Subnet: types.StringValue(r.Subnet), RangeStart: stringOrNull(r.RangeStart),
 			RangeEnd: stringOrNull(r.RangeEnd), Gateway: stringOrNull(r.Gateway), Routes: routesFromConf(c.Routes)}}
 	}
-	return &ipamModel{}
+	return nil // parseConf refused other types
 }
 
 func routesFromConf(rs []routeConf) []cniRouteModel {
