@@ -17,6 +17,7 @@ import (
 
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 	"github.com/nodenet/terraform-provider-nodenet/provider/fleet"
+	"github.com/nodenet/terraform-provider-nodenet/provider/kube"
 )
 
 // The CNI specification versions a configuration may declare.
@@ -256,18 +257,28 @@ func (r *NetworkAttachmentResource) checkCluster(ctx context.Context, m *network
 		diags.AddAttributeError(pathCluster, "Unknown cluster", err.Error())
 		return
 	}
-	ns := m.Namespace.ValueString()
-	if ok, err := c.NamespaceExists(ctx, ns); err != nil {
-		diags.AddAttributeError(path.Root("namespace"), "Cannot check the namespace", err.Error())
-	} else if !ok {
-		diags.AddAttributeError(path.Root("namespace"), "Namespace does not exist",
-			fmt.Sprintf("namespace %q does not exist in cluster %s: create it first (kubernetes_namespace, kubectl create namespace)", ns, cluster))
-	}
+	r.checkNamespace(ctx, c, cluster, m.Namespace.ValueString(), diags)
 	need := needsOf(m)
 	if need.feature == "" && need.itf == "" {
 		return
 	}
 	r.checkNodes(ctx, cluster, need, diags)
+}
+
+func (r *NetworkAttachmentResource) checkNamespace(ctx context.Context, c *kube.Client, cluster, ns string, diags *diag.Diagnostics) {
+	if r.data.checks.namespaceKnown(cluster, ns) {
+		return // found earlier in this run
+	}
+	ok, err := c.NamespaceExists(ctx, ns)
+	switch {
+	case err != nil:
+		diags.AddAttributeError(path.Root("namespace"), "Cannot check the namespace", err.Error())
+	case !ok:
+		diags.AddAttributeError(path.Root("namespace"), "Namespace does not exist",
+			fmt.Sprintf("namespace %q does not exist in cluster %s: create it first (kubernetes_namespace, kubectl create namespace)", ns, cluster))
+	default:
+		r.data.checks.namespaceFound(cluster, ns)
+	}
 }
 
 // nodeNeeds is what the plugin needs of every node: a kernel feature (link kind) and a host
@@ -318,7 +329,7 @@ func (r *NetworkAttachmentResource) checkNodes(ctx context.Context, cluster stri
 		diags.AddAttributeError(pathCluster, "No nodes to check", fmt.Sprintf("cluster %s has no nodes in the provider's inventory: the %s interface cannot be checked", cluster, need.plugin))
 		return
 	}
-	infos, errs := r.data.Fleet.Infos(ctx, keys)
+	infos, errs := r.data.checks.nodeInfos(ctx, r.data.Fleet, cluster, keys)
 	if len(errs) > 0 {
 		diags.AddAttributeError(pathCluster, "Nodes did not answer",
 			fmt.Sprintf("the attachment is checked on every node of cluster %s before it is written; these did not answer:\n%s", cluster, fleet.Join(errs)))

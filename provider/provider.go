@@ -197,6 +197,8 @@ type providerData struct {
 	Kube map[string]*kube.Client
 	// Discovered are the nodes read from the clusters' APIs, by "<cluster>/<node>".
 	Discovered map[string]*discoveredNode
+	// checks are the node and namespace answers the attachments' plans share in this run.
+	checks clusterChecks
 }
 
 // replacing remembers, within one run of the provider, the owners of resources that are
