@@ -2,10 +2,11 @@ package provider
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -76,31 +77,33 @@ func (k *kubeLab) nad(ns, name string) (*unstructured.Unstructured, error) {
 	return k.Kube.Dynamic.Resource(kubetest.NADs).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
 }
 
-// editNAD changes spec.config as `kubectl edit` would: an update by another field manager.
-func (k *kubeLab) editNAD(t *testing.T, ns, name string, edit func(cfg map[string]any)) {
+// kubectl runs the kubectl built from k8s.io/kubernetes (hack/kube-bins.sh) against the
+// lab's cluster, with extra environment variables.
+func (k *kubeLab) kubectl(t *testing.T, env []string, args ...string) {
 	t.Helper()
-	u, err := k.nad(ns, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _, _ := unstructured.NestedString(u.Object, "spec", "config")
-	var cfg map[string]any
-	if err := json.Unmarshal([]byte(s), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	edit(cfg)
-	b, _ := json.Marshal(cfg)
-	_ = unstructured.SetNestedField(u.Object, string(b), "spec", "config")
-	if _, err := k.Kube.Dynamic.Resource(kubetest.NADs).Namespace(ns).Update(context.Background(), u, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
-		t.Fatal(err)
+	cmd := exec.Command(kubetest.Binary("kubectl"), append([]string{"--kubeconfig", k.Kube.Kubeconfig}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
 
-func (k *kubeLab) deleteNAD(t *testing.T, ns, name string) {
+// editNAD runs `kubectl edit` on an attachment with an "editor" that replaces from by to in
+// the YAML kubectl opens (spec.config is a JSON string in it).
+func (k *kubeLab) editNAD(t *testing.T, ns, name, from, to string) {
 	t.Helper()
-	if err := k.Kube.Dynamic.Resource(kubetest.NADs).Namespace(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+	editor := filepath.Join(t.TempDir(), "editor")
+	script := fmt.Sprintf("#!/bin/sh\nset -e\ngrep -qF '%s' \"$1\"\nsed -i 's|%s|%s|' \"$1\"\n", from, from, to)
+	if err := os.WriteFile(editor, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	k.kubectl(t, []string{"KUBE_EDITOR=" + editor}, "edit", "-n", ns, "network-attachment-definitions", name)
+}
+
+// deleteNAD runs `kubectl delete` on an attachment.
+func (k *kubeLab) deleteNAD(t *testing.T, ns, name string) {
+	t.Helper()
+	k.kubectl(t, nil, "delete", "-n", ns, "net-attach-def", name)
 }
 
 // nadConfigIs checks that the API server holds the attachment with a CNI configuration equal

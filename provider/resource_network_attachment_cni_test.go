@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/lab"
+	"github.com/nodenet/terraform-provider-nodenet/provider/kube"
 	"github.com/nodenet/terraform-provider-nodenet/provider/kube/kubetest"
 )
 
@@ -34,6 +35,7 @@ resource "nodenet_network_attachment" "macvlan" {
     static = { addresses = [{ address = "192.168.60.20/24", gateway = "192.168.60.1" }] }
   }
   pod_interface = "eth1"
+  resource_name = "example.com/eth1"
 }
 `
 	resource.Test(t, resource.TestCase{
@@ -46,6 +48,13 @@ resource "nodenet_network_attachment" "macvlan" {
 			},
 			Config: config,
 			Check: func(s *terraform.State) error {
+				u, err := k.nad("default", "macvlan-static")
+				if err != nil {
+					return err
+				}
+				if got := u.GetAnnotations()[kube.ResourceNameAnnotation]; got != "example.com/eth1" {
+					return fmt.Errorf("annotation %s = %q, want example.com/eth1", kube.ResourceNameAnnotation, got)
+				}
 				rendered := s.RootModule().Resources["nodenet_network_attachment.macvlan"].Primary.Attributes["rendered_config"]
 				if err := cni(w1, "ADD", rendered); err != nil {
 					return err

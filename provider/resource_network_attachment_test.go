@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/nodenet/terraform-provider-nodenet/provider/kube/kubetest"
 )
 
 const (
@@ -38,6 +40,7 @@ func kubeScenario(t *testing.T, k *kubeLab, example string) string {
 // server, then: the seeds' JSON is what the API holds, an edit and a delete made by hand show
 // in the plan and are repaired, a reformatted raw config plans nothing, import round-trips.
 func TestAccNetworkAttachment_multusMacvlan(t *testing.T) {
+	kubetest.Require(t, "kubectl") // the drift is made with kubectl edit and kubectl delete
 	k := newKubeLab(t, nil)
 	config := kubeScenario(t, k, "multus-macvlan")
 	reformatted := regexp.MustCompile(`(?s)config = jsonencode\(\{.*?\}\)`).ReplaceAllString(config,
@@ -79,8 +82,8 @@ func TestAccNetworkAttachment_multusMacvlan(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
 			},
 			{
-				// kubectl edit: mode bridge -> private. The plan shows it on macvlan.mode.
-				PreConfig: func() { k.editNAD(t, "default", "macvlan-conf-1", func(c map[string]any) { c["mode"] = "private" }) },
+				// kubectl edit (the real one): mode bridge -> private. The plan shows it on macvlan.mode.
+				PreConfig: func() { k.editNAD(t, "default", "macvlan-conf-1", `"mode":"bridge"`, `"mode":"private"`) },
 				Config:    config,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(macvlanNAD, plancheck.ResourceActionUpdate),
@@ -91,7 +94,7 @@ func TestAccNetworkAttachment_multusMacvlan(t *testing.T) {
 			},
 			{
 				// kubectl edit of the raw config: a field added.
-				PreConfig: func() { k.editNAD(t, "default", "yusur-ovn", func(c map[string]any) { c["logLevel"] = "2" }) },
+				PreConfig: func() { k.editNAD(t, "default", "yusur-ovn", `"logLevel":"5"`, `"logLevel":"2"`) },
 				Config:    config,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(ovnNAD, plancheck.ResourceActionUpdate),
