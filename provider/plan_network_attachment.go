@@ -226,7 +226,8 @@ func (r *NetworkAttachmentResource) ModifyPlan(ctx context.Context, req resource
 	if r.data == nil || resp.Diagnostics.HasError() {
 		return
 	}
-	if prior != nil && prior.RenderedConfig.ValueString() == rendered && prior.ResourceName.Equal(m.ResourceName) {
+	if prior != nil && prior.RenderedConfig.ValueString() == rendered && prior.ResourceName.Equal(m.ResourceName) &&
+		prior.Cluster.Equal(m.Cluster) && prior.Namespace.Equal(m.Namespace) {
 		return // nothing the cluster would see changes
 	}
 	r.checkCluster(ctx, &m, &resp.Diagnostics)

@@ -165,6 +165,15 @@ resource "nodenet_network_attachment" "bad" {
 		Config:   regexp.MustCompile(`namespace = "default"`).ReplaceAllString(nad(`  macvlan = { master = "eth0" }`), `namespace = "nope"`),
 		PlanOnly: true, ExpectError: wrapped(`namespace "nope" does not exist in cluster cluster1`),
 	})
+	// Moving an existing attachment to a namespace that does not exist: refused too, though its
+	// configuration does not change.
+	good := nad(`  macvlan = { master = "eth0" }`)
+	ts = append(ts, resource.TestStep{Config: good, Check: k.nadConfigIs("default", "bad",
+		`{"cniVersion":"0.3.1","name":"bad","type":"macvlan","master":"eth0","mode":"bridge"}`)},
+		resource.TestStep{
+			Config:   regexp.MustCompile(`namespace = "default"`).ReplaceAllString(good, `namespace = "nope"`),
+			PlanOnly: true, ExpectError: wrapped(`namespace "nope" does not exist in cluster cluster1`),
+		})
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
 		Steps:                    ts,
