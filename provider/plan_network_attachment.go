@@ -215,7 +215,9 @@ func (r *NetworkAttachmentResource) ModifyPlan(ctx context.Context, req resource
 		// the configuration's when the provider says they are equivalent, so no diff shows.
 		m.Config = prior.Config
 	}
-	rendered := planRendered(&m)
+	var cfgCNI types.String
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("cni_version"), &cfgCNI)...)
+	rendered := planRendered(&m, cfgCNI)
 	if prior != nil && sameJSON(prior.RenderedConfig.ValueString(), rendered) {
 		rendered = prior.RenderedConfig.ValueString() // no diff for formatting alone
 	}
@@ -234,10 +236,12 @@ func (r *NetworkAttachmentResource) ModifyPlan(ctx context.Context, req resource
 }
 
 // planRendered is the configuration the plan writes; for a typed one it also settles
-// cni_version's default, for a raw one cni_version mirrors the configuration.
-func planRendered(m *networkAttachmentModel) string {
+// cni_version's default when the configuration leaves it out (the prior value may be a
+// version someone wrote into the NAD by hand), for a raw one cni_version mirrors the
+// configuration's cniVersion.
+func planRendered(m *networkAttachmentModel, configured types.String) string {
 	if m.typed() {
-		if m.CNIVersion.IsUnknown() || m.CNIVersion.IsNull() {
+		if configured.IsNull() {
 			m.CNIVersion = types.StringValue(DefaultCNIVersion)
 		}
 		return render(m.toConf())

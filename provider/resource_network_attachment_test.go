@@ -93,7 +93,17 @@ func TestAccNetworkAttachment_multusMacvlan(t *testing.T) {
 				Check: k.nadConfigIs("default", "macvlan-conf-1", seedMacvlan),
 			},
 			{
-				// kubectl edit of the raw config: a field added.
+				// kubectl edit of a value the configuration leaves to its default (cni_version).
+				PreConfig: func() { k.editNAD(t, "default", "macvlan-conf-1", `"cniVersion":"0.3.1"`, `"cniVersion":"0.4.0"`) },
+				Config:    config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(macvlanNAD, plancheck.ResourceActionUpdate),
+					expectBefore{macvlanNAD, []string{"cni_version"}, "0.4.0"},
+				}},
+				Check: k.nadConfigIs("default", "macvlan-conf-1", seedMacvlan),
+			},
+			{
+				// kubectl edit of the raw config: a value changed.
 				PreConfig: func() { k.editNAD(t, "default", "yusur-ovn", `"logLevel":"5"`, `"logLevel":"2"`) },
 				Config:    config,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
