@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -187,13 +188,27 @@ func (c *Cluster) command(name, path string, args ...string) *exec.Cmd {
 }
 
 // start starts cmd and stops it (SIGTERM, then SIGKILL after 10 s) when the test ends;
-// cleanups run last-in first-out, so the API server stops before its etcd.
+// cleanups run last-in first-out, so the API server stops before its etcd. The child gets
+// SIGKILL if the test process dies (Pdeathsig). The kernel sends that signal when the *thread*
+// that started the child ends, and Go ends threads whose goroutine exits while locked to them
+// (the lab does that after namespace switches): so the child is started from a thread locked
+// for its whole life.
 func (c *Cluster) start(t testing.TB, cmd *exec.Cmd) error {
-	if err := cmd.Start(); err != nil {
+	started := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends after the child
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(done)
+	}()
+	if err := <-started; err != nil {
 		return fmt.Errorf("kubetest %s: start %s: %w", c.Name, cmd.Path, err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
