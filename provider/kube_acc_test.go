@@ -25,6 +25,9 @@ type kubeLab struct {
 	*lab.Lab
 	Kube    *kubetest.Cluster
 	Segment *lab.Segment // eth1 of the hosts given to newKubeLab
+	// byToken: the provider reaches the API with host, token and cluster_ca_certificate
+	// instead of the kubeconfig; byCert with host, client_certificate and client_key.
+	byToken, byCert bool
 }
 
 // newKubeLab: cluster1 with nodes work01 and work02 (pods behind them), a kube-apiserver, and
@@ -62,7 +65,15 @@ func (k *kubeLab) providerHCL(typed []string, extra string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "provider \"nodenet\" {\n  tls = {\n    ca_cert = file(%q)\n    client_cert = file(%q)\n    client_key = file(%q)\n  }\n",
 		k.CAFile, k.ClientCertFile, k.ClientKeyFile)
-	fmt.Fprintf(&b, "  clusters = {\n    cluster1 = {\n      kubernetes = { config_path = %q }\n      %s\n      nodes = {\n", k.Kube.Kubeconfig, extra)
+	access := fmt.Sprintf("{ config_path = %q }", k.Kube.Kubeconfig)
+	if k.byCert {
+		access = fmt.Sprintf("{\n        host = %q\n        cluster_ca_certificate = file(%q)\n        client_certificate = %q\n        client_key = %q\n      }",
+			k.Kube.Host, k.Kube.CAFile, k.Kube.ClientCertPEM, k.Kube.ClientKeyPEM)
+	}
+	if k.byToken {
+		access = fmt.Sprintf("{\n        host = %q\n        token = %q\n        cluster_ca_certificate = file(%q)\n      }", k.Kube.Host, kubetest.Token, k.Kube.CAFile)
+	}
+	fmt.Fprintf(&b, "  clusters = {\n    cluster1 = {\n      kubernetes = %s\n      %s\n      nodes = {\n", access, extra)
 	for _, h := range k.Hosts {
 		if typed == nil || contains(typed, h.Name) {
 			fmt.Fprintf(&b, "        %s = { agent = %q }\n", h.Name, h.AgentAddr)

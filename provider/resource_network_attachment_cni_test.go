@@ -23,6 +23,7 @@ import (
 func TestAccNetworkAttachment_realCNI(t *testing.T) {
 	kubetest.Require(t, "macvlan", "static")
 	k := newKubeLab(t, nil)
+	k.byCert = true // the provider authenticates with a client certificate
 	w1 := host(t, k.Lab, "work01")
 	const peer = "192.168.60.1"
 	config := k.providerHCL(nil, "") + `

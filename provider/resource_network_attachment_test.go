@@ -137,6 +137,7 @@ func TestAccNetworkAttachment_multusMacvlan(t *testing.T) {
 // attribute (and the nodes) and what is allowed; nothing is written.
 func TestAccNetworkAttachment_badInput(t *testing.T) {
 	k := newKubeLab(t, []string{"work01"}) // eth1 on work01 only
+	k.byToken = true                       // and no kubeconfig: host, token, CA certificate
 	nad := func(body string) string {
 		return k.providerHCL(nil, "") + fmt.Sprintf(`
 resource "nodenet_network_attachment" "bad" {
