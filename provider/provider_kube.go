@@ -40,25 +40,19 @@ type nodesFromKubernetesModel struct {
 var nodeAddressTypes = []string{"InternalIP", "ExternalIP", "InternalDNS", "ExternalDNS", "Hostname"}
 
 func kubernetesSchema() schema.SingleNestedAttribute {
-	s := func(desc, env string) schema.StringAttribute {
-		return schema.StringAttribute{Optional: true, MarkdownDescription: desc + " Falls back to `" + env + "`."}
+	s := func(desc, env string, sensitive bool) schema.StringAttribute {
+		return schema.StringAttribute{Optional: true, Sensitive: sensitive, MarkdownDescription: desc + " Falls back to `" + env + "`."}
 	}
 	attrs := map[string]schema.Attribute{
 		"config_path":            schema.StringAttribute{Optional: true, MarkdownDescription: "Path of a kubeconfig file. Falls back to `KUBE_CONFIG_PATH`, then `KUBECONFIG` (one path)."},
-		"config_context":         s("Context of the kubeconfig to use; default its current context.", "KUBE_CTX"),
-		"host":                   s("API server URL, like `https://192.168.100.10:6443`; overrides the kubeconfig's.", "KUBE_HOST"),
-		"token":                  s("Bearer token; overrides the kubeconfig's.", "KUBE_TOKEN"),
-		"cluster_ca_certificate": s("PEM of the CA that signed the API server's certificate; overrides the kubeconfig's.", "KUBE_CLUSTER_CA_CERT_DATA"),
-		"client_certificate":     s("PEM client certificate; overrides the kubeconfig's.", "KUBE_CLIENT_CERT_DATA"),
-		"client_key":             s("PEM key of the client certificate; overrides the kubeconfig's.", "KUBE_CLIENT_KEY_DATA"),
+		"config_context":         s("Context of the kubeconfig to use; default its current context.", "KUBE_CTX", false),
+		"host":                   s("API server URL, like `https://192.168.100.10:6443`; overrides the kubeconfig's.", "KUBE_HOST", false),
+		"token":                  s("Bearer token; overrides the kubeconfig's.", "KUBE_TOKEN", true),
+		"cluster_ca_certificate": s("PEM of the CA that signed the API server's certificate; overrides the kubeconfig's.", "KUBE_CLUSTER_CA_CERT_DATA", false),
+		"client_certificate":     s("PEM client certificate; overrides the kubeconfig's.", "KUBE_CLIENT_CERT_DATA", false),
+		"client_key":             s("PEM key of the client certificate; overrides the kubeconfig's.", "KUBE_CLIENT_KEY_DATA", true),
 		"insecure":               schema.BoolAttribute{Optional: true, MarkdownDescription: "Skip the verification of the API server's certificate (tests only). Falls back to `KUBE_INSECURE`."},
 	}
-	tok := attrs["token"].(schema.StringAttribute)
-	tok.Sensitive = true
-	attrs["token"] = tok
-	key := attrs["client_key"].(schema.StringAttribute)
-	key.Sensitive = true
-	attrs["client_key"] = key
 	return schema.SingleNestedAttribute{
 		Optional: true,
 		MarkdownDescription: "Access to the cluster's Kubernetes API (network attachments, node discovery), with the names, precedence " +
