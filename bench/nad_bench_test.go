@@ -60,6 +60,10 @@ func BenchmarkNetworkAttachments(b *testing.B) {
 		cmd := exec.Command(tf, args...)
 		cmd.Dir = tfDir
 		cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+rc, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")
+		if logDir := os.Getenv("NODENET_BENCH_TF_LOG_DIR"); logDir != "" {
+			// As in BenchmarkVxlanMesh: for finding where the time goes (trace logging is slow).
+			cmd.Env = append(cmd.Env, "TF_LOG=trace", "TF_LOG_PATH="+filepath.Join(logDir, "nad-"+args[0]+".log"))
+		}
 		start := time.Now()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("terraform %s: %v\n%s", strings.Join(args, " "), err, out)
