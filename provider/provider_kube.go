@@ -125,9 +125,9 @@ func configureKube(ctx context.Context, clusters map[string]clusterModel, fc *fl
 // discover lists the cluster's nodes and adds those the typed inventory lacks to fc.
 func discover(ctx context.Context, cname string, c clusterModel, kc *kube.Client, fc *fleet.Config, found map[string]*discoveredNode) diag.Diagnostics {
 	var diags diag.Diagnostics
-	port, addrType := int64(7707), "InternalIP"
+	port, addrType := DefaultAgentPort, "InternalIP"
 	if v := c.NodesFromKubernetes.AgentPort; !v.IsNull() && !v.IsUnknown() {
-		port = v.ValueInt64()
+		port = strconv.FormatInt(v.ValueInt64(), 10)
 	}
 	if v := c.NodesFromKubernetes.AddressType; !v.IsNull() && !v.IsUnknown() {
 		addrType = v.ValueString()
@@ -149,7 +149,7 @@ func discover(ctx context.Context, cname string, c clusterModel, kc *kube.Client
 			d.Problem = fmt.Sprintf("the node reports no %s address: its agent cannot be reached (set address_type, or list the node in nodes)", addrType)
 			continue
 		}
-		fc.Nodes = append(fc.Nodes, fleet.Node{Cluster: cname, Name: n.Name, Agent: net.JoinHostPort(addr, strconv.FormatInt(port, 10))})
+		fc.Nodes = append(fc.Nodes, fleet.Node{Cluster: cname, Name: n.Name, Agent: net.JoinHostPort(addr, port)})
 	}
 	return diags
 }
