@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -46,6 +47,11 @@ type Cluster struct {
 	ClientCertPEM, ClientKeyPEM []byte
 	Config                      *rest.Config
 	Dynamic                     *dynamic.DynamicClient
+
+	mu       sync.Mutex
+	stops    []func()
+	exited   chan struct{} // closed when one of the programs exits
+	exitOnce sync.Once
 }
 
 // CacheDir is where hack/kube-bins.sh puts the programs: $NODENET_CACHE or /var/cache/nodenet.
@@ -121,8 +127,27 @@ func StartN(t testing.TB, names ...string) []*Cluster {
 	return out
 }
 
+// start starts a cluster, again on other ports when a program exits before the API server is
+// ready (a port taken between choosing it and binding it, by a test running next to this one).
 func start(t testing.TB, name string) (*Cluster, error) {
-	c := &Cluster{Name: name, Dir: t.TempDir()}
+	var err error
+	for try := 0; try < 3; try++ {
+		var c *Cluster
+		if c, err = startOnce(t, name); err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, errExited) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+var errExited = errors.New("exited before the API server was ready")
+
+func startOnce(t testing.TB, name string) (*Cluster, error) {
+	c := &Cluster{Name: name, Dir: t.TempDir(), exited: make(chan struct{})}
+	t.Cleanup(c.stop)
 	if err := c.writeFiles(); err != nil {
 		return nil, fmt.Errorf("kubetest %s: %w", name, err)
 	}
@@ -137,7 +162,7 @@ func start(t testing.TB, name string) (*Cluster, error) {
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
 		"--initial-cluster", "default="+peerURL)
-	if err := c.start(t, etcd); err != nil {
+	if err := c.start(etcd); err != nil {
 		return nil, err
 	}
 	c.Host = "https://127.0.0.1:" + strconv.Itoa(ports[2])
@@ -145,13 +170,14 @@ func start(t testing.TB, name string) (*Cluster, error) {
 		return nil, err
 	}
 	api := c.command("kube-apiserver", Binary("kube-apiserver"), c.apiserverArgs(etcdURL, ports[2])...)
-	if err := c.start(t, api); err != nil {
+	if err := c.start(api); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := c.connect(ctx); err != nil {
-		return nil, fmt.Errorf("kubetest %s: %w (logs in %s)", name, err, c.Dir)
+		c.stop()
+		return nil, fmt.Errorf("kubetest %s: %w\n%s%s", name, err, c.logTail("etcd"), c.logTail("kube-apiserver"))
 	}
 	if err := InstallCRDs(ctx, c.Dynamic); err != nil {
 		return nil, fmt.Errorf("kubetest %s: %w", name, err)
@@ -187,13 +213,12 @@ func (c *Cluster) command(name, path string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// start starts cmd and stops it (SIGTERM, then SIGKILL after 10 s) when the test ends;
-// cleanups run last-in first-out, so the API server stops before its etcd. The child gets
-// SIGKILL if the test process dies (Pdeathsig). The kernel sends that signal when the *thread*
-// that started the child ends, and Go ends threads whose goroutine exits while locked to them
-// (the lab does that after namespace switches): so the child is started from a thread locked
-// for its whole life.
-func (c *Cluster) start(t testing.TB, cmd *exec.Cmd) error {
+// start starts cmd; stop ends it (SIGTERM, then SIGKILL after 10 s), the API server before
+// its etcd. The child also gets SIGKILL if the test process dies (Pdeathsig). The kernel sends
+// that signal when the *thread* that started the child ends, and Go ends threads whose
+// goroutine exits while locked to them (the lab does that after namespace switches): so the
+// child is started from a thread locked for its whole life.
+func (c *Cluster) start(cmd *exec.Cmd) error {
 	started := make(chan error, 1)
 	done := make(chan struct{})
 	go func() {
@@ -205,11 +230,14 @@ func (c *Cluster) start(t testing.TB, cmd *exec.Cmd) error {
 		started <- nil
 		_ = cmd.Wait()
 		close(done)
+		c.exitOnce.Do(func() { close(c.exited) })
 	}()
 	if err := <-started; err != nil {
 		return fmt.Errorf("kubetest %s: start %s: %w", c.Name, cmd.Path, err)
 	}
-	t.Cleanup(func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stops = append(c.stops, func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
@@ -219,6 +247,17 @@ func (c *Cluster) start(t testing.TB, cmd *exec.Cmd) error {
 		}
 	})
 	return nil
+}
+
+// stop ends the cluster's programs, last started first; it can be called more than once.
+func (c *Cluster) stop() {
+	c.mu.Lock()
+	stops := c.stops
+	c.stops = nil
+	c.mu.Unlock()
+	for i := len(stops) - 1; i >= 0; i-- {
+		stops[i]()
+	}
 }
 
 // connect waits until /readyz answers ok, then builds the clients.
@@ -237,6 +276,11 @@ func (c *Cluster) connect(ctx context.Context) error {
 	}
 	var last error
 	for ctx.Err() == nil {
+		select {
+		case <-c.exited:
+			return fmt.Errorf("etcd or kube-apiserver %w", errExited)
+		default:
+		}
 		var body []byte
 		body, last = rc.Get().AbsPath("/readyz").DoRaw(ctx)
 		if last == nil && string(body) == "ok" {
@@ -256,6 +300,17 @@ func (c *Cluster) writeKubeconfig(path string) error {
 	cfg.Contexts[c.Name] = &clientcmdapi.Context{Cluster: c.Name, AuthInfo: c.Name, Namespace: "default"}
 	cfg.CurrentContext = c.Name
 	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// logTail is the end of a program's log, for an error message (the test's temporary
+// directory, and the log with it, is removed when the test ends).
+func (c *Cluster) logTail(name string) string {
+	b, _ := os.ReadFile(filepath.Join(c.Dir, name+".log"))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return "--- " + name + ".log (end)\n" + strings.Join(lines, "\n") + "\n"
 }
 
 // freePorts returns n loopback TCP ports that were free a moment ago.
