@@ -5,6 +5,9 @@
 # the apply. Prints a table per size. Extra arguments go to `go test` (e.g. -cpuprofile
 # cpu.out). NODENET_BENCH_SIZES=20,50 picks the sizes; NODENET_BENCH_OUT=file also writes
 # the tables there.
+# It also writes 200 Multus NetworkAttachmentDefinitions to a real kube-apiserver three ways
+# (terraform apply, kubectl apply per manifest, one kubectl apply -f; NODENET_BENCH_NADS=n
+# picks the count); that part needs hack/kube-bins.sh's programs and skips without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "make bench needs root (network namespaces)" >&2; exit 1; }

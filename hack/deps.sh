@@ -9,6 +9,11 @@ need=()
 for p in iproute2 iputils-ping net-tools protobuf-compiler strace bird2; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
+# The Kubernetes tests: etcd under the kube-apiserver they start (hack/kube-bins.sh builds
+# kube-apiserver, kubectl and the CNI plugins into a cache outside the clone).
+for p in etcd-server; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "missing Debian packages: ${need[*]} (run as root, or apt-get install them)" >&2

@@ -52,6 +52,10 @@ var (
 		"managed_objects": types.ListType{ElemType: types.StringType},
 		"problems":        types.ListType{ElemType: types.StringType},
 		"unexplained":     types.ListType{ElemType: types.StringType},
+		"source":          types.StringType,
+		"addresses":       types.MapType{ElemType: types.StringType},
+		"pod_cidrs":       types.ListType{ElemType: types.StringType},
+		"labels":          types.MapType{ElemType: types.StringType},
 	}}
 )
 
@@ -102,6 +106,10 @@ func (d *NodesDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, 
 						Computed: true, ElementType: types.StringType,
 						MarkdownDescription: "Kernel entries marked as nodenet's (ifalias `nodenet:...`, route protocol 147) that no managed object explains, `<entry> <key> <detail> (names <object id>)`: left by a lost state dir. An apply of the object they name takes them over; its destroy removes them.",
 					},
+					"source":    schema.StringAttribute{Computed: true, MarkdownDescription: "Where the node comes from: `provider` (the cluster's `nodes`), `kubernetes` (`nodes_from_kubernetes`), or `provider+kubernetes` (both; the provider's agent address wins)."},
+					"addresses": schema.MapAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "The node's addresses by type (`InternalIP`, `Hostname`, ...) as its Kubernetes Node reports them; empty for a node only in `nodes`."},
+					"pod_cidrs": schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "The Node's `spec.podCIDRs`."},
+					"labels":    schema.MapAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "The Node's labels."},
 				}},
 			},
 			"uncovered": schema.ListAttribute{
@@ -128,6 +136,8 @@ func (d *NodesDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 	}
 	f := d.data.Fleet
 	keys := f.Keys(m.Cluster.ValueString())
+	unreachable := unreachableDiscovered(d.data, m.Cluster.ValueString())
+	keys = append(keys, keysOf(unreachable)...)
 	if len(keys) == 0 {
 		resp.Diagnostics.AddAttributeError(path.Root("cluster"), "Unknown cluster",
 			fmt.Sprintf("%q is not configured (clusters: %s)", m.Cluster.ValueString(), strings.Join(f.Clusters(), ", ")))
@@ -139,7 +149,7 @@ func (d *NodesDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 	}
 	var mu sync.Mutex
 	answers := map[string]answer{}
-	errs := f.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
+	errs := f.Each(ctx, f.Keys(m.Cluster.ValueString()), func(ctx context.Context, key string, c pb.NodeAgentClient) error {
 		ni, err := c.Info(ctx, &pb.InfoRequest{})
 		if err != nil {
 			return err
@@ -158,7 +168,7 @@ func (d *NodesDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 		mu.Unlock()
 		return nil
 	})
-	failed := map[string]string{}
+	failed := unreachable
 	for _, e := range errs {
 		failed[e.Node] = e.Error()
 		resp.Diagnostics.AddWarning("Node agent did not answer", e.Error())
@@ -166,9 +176,12 @@ func (d *NodesDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 	nodes := map[string]attr.Value{}
 	uncovered := []string{}
 	for _, key := range keys {
-		n, _ := f.Node(key)
+		n, ok := f.Node(key)
+		if !ok {
+			n.Cluster, n.Name, _ = strings.Cut(key, "/")
+		}
 		a := answers[key]
-		nodes[key] = nodeValue(n, a.info, a.objects, failed[key])
+		nodes[key] = withDiscovered(nodeValue(n, a.info, a.objects, failed[key]), d.data.Discovered[key], ok)
 		if failed[key] == "" && len(a.objects) == 0 {
 			uncovered = append(uncovered, key)
 		}
@@ -214,6 +227,10 @@ func nodeValue(n fleet.Node, ni *pb.NodeInfo, objects []string, failure string) 
 		"managed_objects": stringsValue(objects),
 		"problems":        stringsValue(problemStrings(ni)),
 		"unexplained":     stringsValue(unexplainedStrings(ni)),
+		"source":          types.StringValue("provider"),
+		"addresses":       types.MapValueMust(types.StringType, map[string]attr.Value{}),
+		"pod_cidrs":       stringsValue(nil),
+		"labels":          types.MapValueMust(types.StringType, map[string]attr.Value{}),
 	})
 }
 

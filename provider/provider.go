@@ -25,6 +25,7 @@ import (
 
 	"github.com/nodenet/terraform-provider-nodenet/internal/tlsconf"
 	"github.com/nodenet/terraform-provider-nodenet/provider/fleet"
+	"github.com/nodenet/terraform-provider-nodenet/provider/kube"
 	"github.com/nodenet/terraform-provider-nodenet/provider/validators"
 )
 
@@ -54,7 +55,9 @@ type tlsModel struct {
 }
 
 type clusterModel struct {
-	Nodes map[string]nodeModel `tfsdk:"nodes"`
+	Nodes               map[string]nodeModel      `tfsdk:"nodes"`
+	Kubernetes          *kubernetesModel          `tfsdk:"kubernetes"`
+	NodesFromKubernetes *nodesFromKubernetesModel `tfsdk:"nodes_from_kubernetes"`
 }
 
 type nodeModel struct {
@@ -86,9 +89,11 @@ func (p *NodenetProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 				Required:            true,
 				MarkdownDescription: "The inventory: clusters by name, each with its nodes by name. Resources refer to nodes as `<cluster>/<node>`.",
 				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"kubernetes":            kubernetesSchema(),
+					"nodes_from_kubernetes": nodesFromKubernetesSchema(),
 					"nodes": schema.MapNestedAttribute{
-						Required:            true,
-						MarkdownDescription: "Nodes by name (the Kubernetes node name).",
+						Optional:            true,
+						MarkdownDescription: "Nodes by name (the Kubernetes node name). Required unless `nodes_from_kubernetes` is set.",
 						NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
 							"agent": schema.StringAttribute{Required: true, MarkdownDescription: "Address of the node's nodenet-agent, `host:port` (default port 7707)."},
 							"address": schema.StringAttribute{
@@ -168,6 +173,14 @@ func (p *NodenetProvider) Configure(ctx context.Context, req provider.ConfigureR
 			fc.Nodes = append(fc.Nodes, fleet.Node{Cluster: cname, Name: nname, Agent: addr, Address: nodeAddress(n.Address.ValueString(), addr)})
 		}
 	}
+	kc, discovered, d := configureKube(ctx, cfg.Clusters, &fc)
+	resp.Diagnostics.Append(d...)
+	for cname, c := range cfg.Clusters {
+		if len(c.Nodes) == 0 && c.NodesFromKubernetes == nil {
+			resp.Diagnostics.AddAttributeError(path.Root("clusters").AtMapKey(cname).AtName("nodes"), "Missing nodes",
+				"cluster "+cname+" needs nodes, or nodes_from_kubernetes to take them from its API")
+		}
+	}
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -176,7 +189,7 @@ func (p *NodenetProvider) Configure(ctx context.Context, req provider.ConfigureR
 		resp.Diagnostics.AddAttributeError(path.Root("clusters"), "Invalid inventory", err.Error())
 		return
 	}
-	pd := &providerData{Fleet: f, replacing: newReplacing(), pools: newPoolClaims()}
+	pd := &providerData{Fleet: f, replacing: newReplacing(), pools: newPoolClaims(), Kube: kc, Discovered: discovered}
 	resp.ResourceData = pd
 	resp.DataSourceData = pd
 }
@@ -207,6 +220,12 @@ type providerData struct {
 	replacing *replacing
 	// pools are the IP pools planned in this run, by cluster.
 	pools *poolClaims
+	// Kube is the Kubernetes client of every cluster with a kubernetes attribute, by name.
+	Kube map[string]*kube.Client
+	// Discovered are the nodes read from the clusters' APIs, by "<cluster>/<node>".
+	Discovered map[string]*discoveredNode
+	// checks are the node and namespace answers the attachments' plans share in this run.
+	checks clusterChecks
 }
 
 // replacing remembers, within one run of the provider, the owners of resources that are
@@ -280,7 +299,8 @@ func containsSlash(s string) bool {
 }
 
 func (p *NodenetProvider) Resources(_ context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewVxlanTunnelResource, NewIPPoolResource, NewBGPConfigResource, NewBGPPeerResource, NewRouteReflectorResource}
+	return []func() resource.Resource{NewVxlanTunnelResource, NewIPPoolResource, NewBGPConfigResource, NewBGPPeerResource,
+		NewRouteReflectorResource, NewNetworkAttachmentResource}
 }
 
 func (p *NodenetProvider) DataSources(_ context.Context) []func() datasource.DataSource {
