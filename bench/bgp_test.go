@@ -781,10 +781,14 @@ func (r *convResult) table() string {
 		mj, _, _ := r.runs[j].stats(f)
 		return secs(mi) / secs(mj)
 	}
-	am, cm := ratio(0, 1, fromBlackhole), ratio(2, 3, fromBlackhole)
-	fmt.Fprintf(&b, "  ratios of medians, from the blackhole: (a)/(b) = %.2fx  [target < 1x: %s; aim < 0.5x: %s]   (c)/(d) = %.2fx  [target < 1x: %s; aim < 0.5x: %s]\n",
-		am, metTag(am < 1), metTag(am < 0.5), cm, metTag(cm < 1), metTag(cm < 0.5))
-	fmt.Fprintf(&b, "  ratios of medians, from the call:      (a)/(b) = %.2fx   (c)/(d) = %.2fx\n", ratio(0, 1, fromTrigger), ratio(2, 3, fromTrigger))
+	for _, from := range []struct {
+		name string
+		f    func(convSample) time.Duration
+	}{{"from the blackhole:", fromBlackhole}, {"from the call:     ", fromTrigger}} {
+		am, cm := ratio(0, 1, from.f), ratio(2, 3, from.f)
+		fmt.Fprintf(&b, "  ratios of medians, %s (a)/(b) = %.2fx [target < 1x: %s; aim < 0.5x: %s]   (c)/(d) = %.2fx [target < 1x: %s; aim < 0.5x: %s]\n",
+			from.name, am, metTag(am < 1), metTag(am < 0.5), cm, metTag(cm < 1), metTag(cm < 0.5))
+	}
 	return b.String()
 }
 
