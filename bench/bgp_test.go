@@ -363,6 +363,10 @@ func runConvergence(b *testing.B, bin string, n, blocks int) *convResult {
 			res.runs = append(res.runs, runOne(b, filepath.Join(dir, strconv.Itoa(i)), w, topo, n, blocks))
 		}
 	}
+	for i, run := range res.runs {
+		m, _, _ := run.stats(fromBlackhole)
+		b.ReportMetric(ms(m), fmt.Sprintf("ms-%c-median", "abcd"[i]))
+	}
 	return res
 }
 
@@ -925,6 +929,10 @@ func runRoutes(b *testing.B, bin string, s bgpSettings) *routesResult {
 	if r.rssAfter, err = rssKiB(pid); err != nil {
 		b.Fatal(err)
 	}
+	b.ReportMetric(secs(r.agentFirstLast), "s-e-agent")
+	b.ReportMetric(secs(r.batchFirstLast), "s-f-ip-batch")
+	b.ReportMetric(secs(r.agentFirstLast)/secs(r.batchFirstLast), "x-e/f")
+	b.ReportMetric(mib(r.rssAfter), "MiB-agent-rss")
 	return r
 }
 
