@@ -155,7 +155,6 @@ func BenchmarkVxlanMesh(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	var all strings.Builder
 	for _, n := range ns {
 		var r *result
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
@@ -164,13 +163,21 @@ func BenchmarkVxlanMesh(b *testing.B) {
 		if r == nil {
 			continue
 		}
-		t := r.table()
-		fmt.Print("\n" + t + "\n")
-		all.WriteString(t + "\n")
-		if p := os.Getenv("NODENET_BENCH_OUT"); p != "" {
-			if err := os.WriteFile(p, []byte(all.String()), 0o644); err != nil {
-				b.Errorf("NODENET_BENCH_OUT: %v", err)
-			}
+		report(b, r.table())
+	}
+}
+
+// printed holds every table of the run, for NODENET_BENCH_OUT.
+var printed strings.Builder
+
+// report prints a table and, with NODENET_BENCH_OUT=file, writes every table of the run so
+// far to that file.
+func report(b *testing.B, table string) {
+	fmt.Print("\n" + table + "\n")
+	printed.WriteString(table + "\n")
+	if p := os.Getenv("NODENET_BENCH_OUT"); p != "" {
+		if err := os.WriteFile(p, []byte(printed.String()), 0o644); err != nil {
+			b.Errorf("NODENET_BENCH_OUT: %v", err)
 		}
 	}
 }

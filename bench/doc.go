@@ -1,7 +1,11 @@
-// Package bench holds nodenet's end-to-end benchmark (BenchmarkVxlanMesh): VXLAN meshes of
+// Package bench holds nodenet's end-to-end benchmarks. BenchmarkVxlanMesh: VXLAN meshes of
 // lab nodes set up by terraform apply, by one ip/bridge command per entry, by ip/bridge
-// -batch, and by the agents driven from the provider's fan-out client. It needs root and
-// terraform; run it with `make bench` (hack/bench.sh). BenchmarkNetworkAttachments writes
-// Multus NetworkAttachmentDefinitions to a real kube-apiserver by terraform and by kubectl.
+// -batch, and by the agents driven from the provider's fan-out client. BenchmarkBGP: a new
+// pod block's route reaching every other node's kernel, nodenet's agents against BIRD 2
+// configured as Calico does, and 10,000 learned routes programmed by an agent against ip
+// -batch. BenchmarkNetworkAttachments writes Multus NetworkAttachmentDefinitions to a real
+// kube-apiserver by terraform and by kubectl. They need root, terraform and bird2 (and
+// hack/kube-bins.sh's programs for the attachments); run them with `make bench`
+// (hack/bench.sh).
 // The package has no other code.
 package bench

@@ -8,8 +8,17 @@
 # It also writes 200 Multus NetworkAttachmentDefinitions to a real kube-apiserver three ways
 # (terraform apply, kubectl apply per manifest, one kubectl apply -f; NODENET_BENCH_NADS=n
 # picks the count); that part needs hack/kube-bins.sh's programs and skips without them.
+#
+# Then BGP (BenchmarkBGP, issue 6): a new block on one node -> its route in every other
+# node's kernel, nodenet's agents against BIRD 2 configured as Calico does, mesh and route
+# reflector, for 2 and 20 lab nodes; 10,000 learned routes into one agent's kernel against
+# ip -batch; the agent's memory. NODENET_BGP_BENCH_SIZES=2,20 picks the sizes,
+# NODENET_BGP_BENCH_BLOCKS (30) the blocks per run, NODENET_BGP_BENCH_ROUTES (10000) the
+# routes and NODENET_BGP_BENCH_PEERS (20) the sessions of the node learning them.
+# `./hack/bench.sh -bench BGP` runs only that one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "make bench needs root (network namespaces)" >&2; exit 1; }
 command -v terraform >/dev/null || { echo "make bench needs terraform on PATH" >&2; exit 1; }
+command -v bird >/dev/null || { echo "make bench needs BIRD 2 (make deps installs bird2)" >&2; exit 1; }
 exec go test ./bench/ -run '^$' -bench . -benchtime 1x -timeout 40m -v "$@"
