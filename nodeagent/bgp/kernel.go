@@ -43,7 +43,9 @@ type kernelRIB struct {
 	lingering   map[netip.Prefix]time.Time
 	conflicts   map[netip.Prefix]string
 	heldBy      func(key string) string
-	dirty       chan struct{}
+	// batcher programs the routes of a watch event in one netlink write (opened on first use).
+	batcher *dataplane.RouteBatcher
+	dirty   chan struct{}
 }
 
 type kroute struct {
@@ -103,14 +105,13 @@ func (r *kernelRIB) watch(ctx context.Context, srv *server.BgpServer, bound time
 	}}}, func(ev *api.WatchEventResponse) {
 		paths := ev.GetTable().GetPaths()
 		r.lingerEnded(ctx, srv, paths)
+		eor := false
 		for _, p := range paths {
-			if p.GetNlri() == nil { // an End-of-RIB marker
-				if allEOR() {
-					r.sweepStale("every neighbour sent End-of-RIB")
-				}
-				continue
-			}
-			r.onPath(p)
+			eor = eor || p.GetNlri() == nil // an End-of-RIB marker
+		}
+		r.onPaths(paths)
+		if eor && allEOR() {
+			r.sweepStale("every neighbour sent End-of-RIB")
 		}
 	})
 	if err != nil {
@@ -136,38 +137,6 @@ func (r *kernelRIB) timers(ctx context.Context, bound time.Duration) {
 			r.expireLingering(now)
 		}
 	}
-}
-
-// onPath programs one best path, or removes the route of a withdrawn one. Paths this node
-// originates are not programmed: its blackhole routes are the pool's.
-func (r *kernelRIB) onPath(p *api.Path) {
-	prefix, gw, ok := decodePath(p)
-	if !ok {
-		return
-	}
-	peer := p.GetNeighborIp()
-	if _, err := netip.ParseAddr(peer); err != nil {
-		return // a local path
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if p.GetIsWithdraw() {
-		cur, ok := r.installed[prefix]
-		if !ok {
-			delete(r.conflicts, prefix)
-			return
-		}
-		if until, ok := r.lingerPeers[cur.peer]; ok && time.Now().Before(until) {
-			r.log.Debug("withdrawn route lingers", "prefix", prefix, "peer", cur.peer, "until", until)
-			r.lingering[prefix] = until
-			return
-		}
-		r.log.Debug("withdrawn", "prefix", prefix, "peer", peer, "installed_from", cur.peer)
-		r.removeLocked(prefix)
-		return
-	}
-	r.log.Debug("best path", "prefix", prefix, "via", gw, "peer", peer)
-	r.installLocked(prefix, gw, peer)
 }
 
 func (r *kernelRIB) installLocked(prefix netip.Prefix, gw netip.Addr, peer string) {
@@ -404,7 +373,7 @@ func decodePath(p *api.Path) (netip.Prefix, netip.Addr, bool) {
 	prefix := netip.PrefixFrom(a, int(nlri.GetPrefixLen())).Masked()
 	for _, attr := range p.GetPattrs() {
 		var nh api.NextHopAttribute
-		if attr.UnmarshalTo(&nh) == nil {
+		if attr.MessageIs(&nh) && attr.UnmarshalTo(&nh) == nil {
 			gw, err := netip.ParseAddr(nh.GetNextHop())
 			return prefix, gw, err == nil
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -46,11 +47,22 @@ func (r *kernelRIB) flush() error {
 		return nil
 	}
 	r.mu.Lock()
-	f := learnedFile{Format: 1, Routes: make([]string, 0, len(r.installed))}
-	for _, p := range sortedPrefixes(r.installed) {
-		f.Routes = append(f.Routes, p.String())
+	prefixes := make([]netip.Prefix, 0, len(r.installed))
+	for p := range r.installed {
+		prefixes = append(prefixes, p)
 	}
 	r.mu.Unlock()
+	// Sorted outside the lock that route installs wait for, and as addresses, not strings.
+	slices.SortFunc(prefixes, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	f := learnedFile{Format: 1, Routes: make([]string, 0, len(prefixes))}
+	for _, p := range prefixes {
+		f.Routes = append(f.Routes, p.String())
+	}
 	b, err := json.Marshal(f)
 	if err != nil {
 		return err
