@@ -6,10 +6,12 @@ import (
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 	"github.com/nodenet/terraform-provider-nodenet/provider/fleet"
@@ -28,6 +30,7 @@ type peerModel struct {
 	Passive         types.Bool     `tfsdk:"passive"`
 	Keepalive       types.Int64    `tfsdk:"keepalive"`
 	HoldTime        types.Int64    `tfsdk:"hold_time"`
+	GracefulRestart types.Object   `tfsdk:"graceful_restart"`
 	Sessions        types.Map      `tfsdk:"sessions"`
 	Timeouts        timeouts.Value `tfsdk:"timeouts"`
 }
@@ -58,6 +61,14 @@ func (m *peerModel) objects(ctx context.Context, password string, diags *diag.Di
 		PeerIp: m.PeerIP.ValueString(), PeerAsn: uint32(m.PeerASN.ValueInt64()), Password: password,
 		EbgpMultihop: uint32(m.EbgpMultihop.ValueInt64()), SourceAddress: m.SourceAddress.ValueString(), Passive: m.Passive.ValueBool(),
 		Timers: &pb.BgpTimers{Keepalive: uint32(m.Keepalive.ValueInt64()), HoldTime: uint32(m.HoldTime.ValueInt64())},
+	}
+	if !m.GracefulRestart.IsNull() && !m.GracefulRestart.IsUnknown() {
+		var gr struct {
+			Enabled     types.Bool  `tfsdk:"enabled"`
+			RestartTime types.Int64 `tfsdk:"restart_time"`
+		}
+		diags.Append(m.GracefulRestart.As(ctx, &gr, basetypes.ObjectAsOptions{})...)
+		spec.GracefulRestart = &pb.BgpGracefulRestart{Enabled: gr.Enabled.ValueBool(), RestartTime: uint32(gr.RestartTime.ValueInt64())}
 	}
 	out := fleet.Objects{}
 	for _, k := range m.nodeKeys(ctx, diags) {
@@ -185,6 +196,11 @@ func (r *BGPPeerResource) ImportState(ctx context.Context, req resource.ImportSt
 	m.Passive = types.BoolValue(first.GetPassive())
 	m.Keepalive = types.Int64Value(int64(orDefault(first.GetTimers().GetKeepalive(), 3)))
 	m.HoldTime = types.Int64Value(int64(orDefault(first.GetTimers().GetHoldTime(), 9)))
+	m.GracefulRestart = types.ObjectNull(gracefulRestartTypes)
+	if gr := first.GetGracefulRestart(); gr != nil {
+		m.GracefulRestart = types.ObjectValueMust(gracefulRestartTypes, map[string]attr.Value{
+			"enabled": types.BoolValue(gr.GetEnabled()), "restart_time": types.Int64Value(int64(gr.GetRestartTime()))})
+	}
 	nv, d := types.SetValueFrom(ctx, types.StringType, nodeNames(sortedKeys(adopted)))
 	resp.Diagnostics.Append(d...)
 	m.Nodes = nv

@@ -97,6 +97,14 @@ func (r *BGPPeerResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Optional: true, Computed: true, Default: int64default.StaticInt64(9),
 				MarkdownDescription: "Hold time, seconds. Default 9.", Validators: []validator.Int64{int64validator.Between(3, 65535)},
 			},
+			"graceful_restart": schema.SingleNestedAttribute{
+				Optional:            true,
+				MarkdownDescription: "Graceful restart with this peer (RFC 4724). Default: the cluster's (`nodenet_bgp_config.graceful_restart`).",
+				Attributes: map[string]schema.Attribute{
+					"enabled":      schema.BoolAttribute{Required: true, MarkdownDescription: "Whether the peer keeps this node's routes while it restarts, and this node the peer's."},
+					"restart_time": schema.Int64Attribute{Required: true, MarkdownDescription: "Seconds, 1 to 4095.", Validators: []validator.Int64{int64validator.Between(1, 4095)}},
+				},
+			},
 			"sessions": schema.MapAttribute{
 				ElementType: types.StringType, Computed: true,
 				MarkdownDescription: "Per node, the session state as read at the last apply or refresh.",

@@ -30,5 +30,10 @@ resource "nodenet_bgp_peer" "tor" {
   peer_asn            = 64513
   password_wo         = var.tor_password
   password_wo_version = 1
-  depends_on          = [nodenet_bgp_config.demo]
+  # The ToR keeps the nodes' routes for a minute while an agent restarts.
+  graceful_restart = {
+    enabled      = true
+    restart_time = 60
+  }
+  depends_on = [nodenet_bgp_config.demo]
 }
