@@ -139,29 +139,6 @@ func (r *kernelRIB) timers(ctx context.Context, bound time.Duration) {
 	}
 }
 
-func (r *kernelRIB) installLocked(prefix netip.Prefix, gw netip.Addr, peer string) {
-	delete(r.stale, prefix)
-	delete(r.lingering, prefix)
-	cur, ok := r.installed[prefix]
-	if ok && cur.gw == gw {
-		r.installed[prefix] = kroute{gw: gw, peer: peer}
-		return
-	}
-	key := dataplane.RouteKey(prefix.String(), 0)
-	if holder := r.heldBy(key); holder != "" {
-		r.conflicts[prefix] = "held by " + holder
-		return
-	}
-	if err := r.program(prefix, gw, ok); err != nil {
-		r.conflicts[prefix] = err.Error()
-		r.log.Warn("learned route left out of the kernel", "prefix", prefix, "via", gw, "peer", peer, "reason", err)
-		return
-	}
-	delete(r.conflicts, prefix)
-	r.installed[prefix] = kroute{gw: gw, peer: peer}
-	r.markDirty()
-}
-
 // errForeign is a route in the way that nodenet does not own.
 var errForeign = errors.New("a route nodenet does not own is there")
 
