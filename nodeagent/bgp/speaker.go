@@ -89,6 +89,23 @@ func New(o Options) *Speaker {
 	return s
 }
 
+// UnavailableIn says why an agent whose netlink work happens in the network namespace at
+// netnsPath ("" = its own) cannot run a speaker ("" when it can): the speaker's sockets open
+// in the agent's own namespace, so that must be the node's.
+func UnavailableIn(netnsPath string) string {
+	if netnsPath == "" {
+		return ""
+	}
+	same, err := dataplane.SameNetns(netnsPath)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("cannot compare network namespaces: %v", err)
+	case !same:
+		return fmt.Sprintf("the agent runs in another network namespace than %s, where it does its netlink work, and BGP sessions would open in the wrong one: run the agent inside the node's namespace (ip netns exec)", netnsPath)
+	}
+	return ""
+}
+
 // Unavailable says why this agent cannot run a speaker ("" when it can).
 func (s *Speaker) Unavailable() string { return s.opts.Unavailable }
 

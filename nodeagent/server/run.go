@@ -48,23 +48,6 @@ func Kinds(dp *dataplane.Dataplane, sp *bgp.Speaker) (*reconcile.Registry, error
 	)
 }
 
-// speakerUnavailable says why this agent cannot run a BGP speaker: its sockets would open in
-// the agent's own network namespace, so the namespace its netlink work happens in must be
-// that one.
-func speakerUnavailable(netnsPath string) string {
-	if netnsPath == "" {
-		return ""
-	}
-	same, err := dataplane.SameNetns(netnsPath)
-	switch {
-	case err != nil:
-		return fmt.Sprintf("cannot compare network namespaces: %v", err)
-	case !same:
-		return fmt.Sprintf("the agent runs in another network namespace than %s, where it does its netlink work, and BGP sessions would open in the wrong one: run the agent inside the node's namespace (ip netns exec)", netnsPath)
-	}
-	return ""
-}
-
 // Run opens the dataplane and the store, starts from the stored state (replaying it if the
 // node rebooted), and serves on ln until ctx ends. Then it stops gracefully and leaves the
 // kernel as it is.
@@ -85,7 +68,7 @@ func Run(ctx context.Context, cfg AgentConfig, ln net.Listener) error {
 		return err
 	}
 	defer dp.Close() // closes netlink sockets only; kernel state stays
-	sp := bgp.New(bgp.Options{Dataplane: dp, StateDir: cfg.StateDir, Logger: log, Unavailable: speakerUnavailable(cfg.NetnsPath)})
+	sp := bgp.New(bgp.Options{Dataplane: dp, StateDir: cfg.StateDir, Logger: log, Unavailable: bgp.UnavailableIn(cfg.NetnsPath)})
 	reg, err := Kinds(dp, sp)
 	if err != nil {
 		return err
