@@ -39,6 +39,28 @@ func applyNodeObjects(ctx context.Context, f *fleet.Fleet, what string, objs, pr
 	return nil
 }
 
+// replaceNodeObjects is an update: objs applied (rolled back to prev on failure), and the
+// objects of the nodes prev has and objs has not deleted.
+func replaceNodeObjects(ctx context.Context, f *fleet.Fleet, what string, objs, prev fleet.Objects, diags *diag.Diagnostics) map[string]*pb.Object {
+	observed := applyNodeObjects(ctx, f, what, objs, prev, diags)
+	if diags.HasError() {
+		return nil
+	}
+	var gone []string
+	var id, owner string
+	for k, o := range prev {
+		if _, ok := objs[k]; !ok {
+			gone = append(gone, k)
+			id, owner = o.GetId(), o.GetOwner()
+		}
+	}
+	if len(gone) > 0 {
+		sort.Strings(gone)
+		deleteNodeObjects(ctx, f, what+" (nodes no longer selected)", id, owner, gone, diags)
+	}
+	return observed
+}
+
 // deleteNodeObjects deletes id as owner from the nodes.
 func deleteNodeObjects(ctx context.Context, f *fleet.Fleet, what, id, owner string, keys []string, diags *diag.Diagnostics) {
 	others, errs := f.Delete(ctx, id, owner, keys)

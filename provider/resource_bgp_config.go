@@ -170,18 +170,9 @@ func (r *BGPConfigResource) Update(ctx context.Context, req resource.UpdateReque
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	observed := applyNodeObjects(ctx, r.data.Fleet, "Changing the BGP speakers of "+m.Cluster.ValueString(), objs, prev, &resp.Diagnostics)
+	observed := replaceNodeObjects(ctx, r.data.Fleet, "Changing the BGP speakers of "+m.Cluster.ValueString(), objs, prev, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
-	}
-	var gone []string
-	for k := range prev {
-		if _, ok := objs[k]; !ok {
-			gone = append(gone, k)
-		}
-	}
-	if len(gone) > 0 {
-		deleteNodeObjects(ctx, r.data.Fleet, "Speakers of removed nodes", m.objectID(), m.owner(), gone, &resp.Diagnostics)
 	}
 	m.setObserved(ctx, observed, nil, &resp.Diagnostics)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)

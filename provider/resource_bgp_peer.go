@@ -167,18 +167,9 @@ func (r *BGPPeerResource) Update(ctx context.Context, req resource.UpdateRequest
 	// A rollback re-applies the previous settings with the password of this run: the agents
 	// never give a password back, and the previous one is not known here.
 	prev := prior.objects(ctx, cfg.Password.ValueString(), &resp.Diagnostics)
-	observed := applyNodeObjects(ctx, r.data.Fleet, "Changing peer "+m.PeerIP.ValueString(), objs, prev, &resp.Diagnostics)
+	observed := replaceNodeObjects(ctx, r.data.Fleet, "Changing peer "+m.PeerIP.ValueString(), objs, prev, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
-	}
-	var gone []string
-	for k := range prev {
-		if _, ok := objs[k]; !ok {
-			gone = append(gone, k)
-		}
-	}
-	if len(gone) > 0 {
-		deleteNodeObjects(ctx, r.data.Fleet, "Peerings of removed nodes", m.objectID(), m.owner(), gone, &resp.Diagnostics)
 	}
 	m.setObserved(ctx, observed, nil, &resp.Diagnostics)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)

@@ -131,6 +131,21 @@ func TestAccBGPDemo(t *testing.T) {
 					routesAndPing,
 				),
 			},
+			{
+				// node2 leaves the pool: its block (blackhole and announcement) goes, node1
+				// keeps its own; back in the pool, node2 takes the lowest free block again.
+				Config: strings.Replace(config, "block_size = 26", "block_size = 26\n  nodes      = [\"node1\"]", 1),
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttr("nodenet_ippool.pods", "allocations.%", "1"),
+					resource.TestCheckResourceAttr("nodenet_ippool.pods", "allocations.node1", "10.244.0.0/26"),
+					func(*terraform.State) error {
+						if err := waitRoute(n1, n2.PodCIDR.String(), ""); err != nil {
+							return fmt.Errorf("node1 keeps the route to node2's former block: %w", err)
+						}
+						return waitRoute(n2, n2.PodCIDR.String(), "")
+					},
+				),
+			},
 			{Config: config, Check: routesAndPing},
 			{ResourceName: "nodenet_ippool.pods", ImportState: true, ImportStateId: "demo/10.244.0.0/16", ImportStateVerify: true,
 				ImportStateVerifyIgnore: []string{"timeouts"}},

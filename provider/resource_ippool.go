@@ -147,18 +147,9 @@ func (r *IPPoolResource) Update(ctx context.Context, req resource.UpdateRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	observed := applyNodeObjects(ctx, r.data.Fleet, "Updating pool "+m.CIDR.ValueString(), objs, prev, &resp.Diagnostics)
+	observed := replaceNodeObjects(ctx, r.data.Fleet, "Updating pool "+m.CIDR.ValueString(), objs, prev, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
-	}
-	var gone []string
-	for k := range prev {
-		if _, ok := objs[k]; !ok {
-			gone = append(gone, k)
-		}
-	}
-	if len(gone) > 0 {
-		deleteNodeObjects(ctx, r.data.Fleet, "Pool blocks of removed nodes", m.objectID(), m.owner(), gone, &resp.Diagnostics)
 	}
 	m.setObserved(ctx, observed, nil, &resp.Diagnostics)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)

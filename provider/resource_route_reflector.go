@@ -136,18 +136,9 @@ func (r *RouteReflectorResource) Update(ctx context.Context, req resource.Update
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	observed := applyNodeObjects(ctx, r.data.Fleet, "Changing reflector "+m.Node.ValueString(), objs, prev, &resp.Diagnostics)
+	observed := replaceNodeObjects(ctx, r.data.Fleet, "Changing reflector "+m.Node.ValueString(), objs, prev, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
-	}
-	var gone []string
-	for k := range prev {
-		if _, ok := objs[k]; !ok {
-			gone = append(gone, k)
-		}
-	}
-	if len(gone) > 0 {
-		deleteNodeObjects(ctx, r.data.Fleet, "Peerings of former clients", m.objectID(), m.owner(), gone, &resp.Diagnostics)
 	}
 	m.setObserved(ctx, observed, nil, &resp.Diagnostics)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
