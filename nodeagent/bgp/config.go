@@ -50,23 +50,27 @@ func (s *Speaker) ApplySpeaker(ctx context.Context, id string, g *pb.BgpSpeaker,
 	} else {
 		s.sources[id] = meshNeighbors(id, g)
 	}
-	if g != nil && s.srv != nil && !restart {
-		more, err := s.repairRoutesLocked(dryRun)
-		if err != nil {
-			return nil, err
-		}
-		changes = append(changes, more...)
-	}
 	if dryRun || !restart {
-		more, err := s.syncNeighborsLocked(ctx, dryRun)
-		changes = append(changes, more...)
+		var err error
+		if g != nil && s.srv != nil && !restart {
+			var more []*pb.Change
+			more, err = s.repairRoutesLocked(dryRun)
+			changes = append(changes, more...)
+		}
+		if err == nil {
+			var more []*pb.Change
+			more, err = s.syncNeighborsLocked(ctx, dryRun)
+			changes = append(changes, more...)
+		}
 		if dryRun || err != nil {
 			s.global, s.sources[id] = oldGlobal, oldMesh
 			if oldGlobal == nil {
 				delete(s.sources, id)
 			}
+			return changes, err
 		}
-		return changes, err
+		s.running = proto.Clone(g).(*pb.BgpSpeaker)
+		return changes, nil
 	}
 	if s.running != nil {
 		s.stopLocked()

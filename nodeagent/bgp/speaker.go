@@ -172,9 +172,8 @@ func (s *Speaker) startLocked(ctx context.Context) error {
 		ListenPort:      int32(orDefault(g.GetListenPort(), defaultPort)),
 		ListenAddresses: []string{"0.0.0.0"},
 	}}
-	if gr := g.GetGracefulRestart(); gr.GetEnabled() {
-		req.Global.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: gr.GetRestartTime(), DeferralTime: deferralTime}
-	}
+	// Graceful restart is set per neighbour (GoBGP negotiates it there; its global setting
+	// only seeds peer groups), so a change of it re-adds the sessions, not the speaker.
 	if err := srv.StartBgp(ctx, req); err != nil {
 		srv.Stop()
 		return fmt.Errorf("start the BGP speaker (AS %d, router id %s, port %d): %w", g.GetAsn(), routerID(g), req.Global.ListenPort, err)
@@ -246,8 +245,8 @@ func routerID(g *pb.BgpSpeaker) string {
 }
 
 // needsRestart: GoBGP cannot change the AS, router id or listen port of a running server.
+// Anything else (mesh, timers, graceful restart) changes the neighbours concerned only.
 func needsRestart(running, want *pb.BgpSpeaker) bool {
 	return running.GetAsn() != want.GetAsn() || routerID(running) != routerID(want) ||
-		orDefault(running.GetListenPort(), defaultPort) != orDefault(want.GetListenPort(), defaultPort) ||
-		!proto.Equal(running.GetGracefulRestart(), want.GetGracefulRestart())
+		orDefault(running.GetListenPort(), defaultPort) != orDefault(want.GetListenPort(), defaultPort)
 }
