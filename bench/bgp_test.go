@@ -927,16 +927,19 @@ func runRoutes(b *testing.B, bin string, s bgpSettings) *routesResult {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r.bird = timeReceiver(b, "(g) BIRD 2", rx, 0, bd.PID, changed, s.routes, func() (int, error) {
-		rbd, err := lab.StartBird(rx.NS, filepath.Join(rx.Dir, "bird"), rxText)
-		if err != nil {
-			return 0, err
-		}
-		b.Cleanup(func() {
+	var rbd *lab.Bird
+	defer func() { // before the lab goes down
+		if rbd != nil {
 			if err := rbd.Stop(); err != nil {
 				b.Errorf("(g) bird: %v", err)
 			}
-		})
+		}
+	}()
+	r.bird = timeReceiver(b, "(g) BIRD 2", rx, 0, bd.PID, changed, s.routes, func() (int, error) {
+		var err error
+		if rbd, err = lab.StartBird(rx.NS, filepath.Join(rx.Dir, "bird"), rxText); err != nil {
+			return 0, err
+		}
 		return rbd.PID, nil
 	})
 	verifyRoutes(b, "(g) BIRD 2", rx, routes, torAddr, unix.RTPROT_BIRD)
