@@ -3,8 +3,10 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -143,6 +145,23 @@ func (w *routeWatch) count() (n int, first, last time.Time) {
 		}
 	}
 	return len(w.first), first, w.last
+}
+
+// untilShare is the time from the first arrival to the one that makes up share (0 to 1) of
+// the prefixes seen (nearest rank).
+func (w *routeWatch) untilShare(share float64) time.Duration {
+	w.mu.Lock()
+	at := make([]time.Time, 0, len(w.first))
+	for _, ev := range w.first {
+		at = append(at, ev.at)
+	}
+	w.mu.Unlock()
+	if len(at) == 0 {
+		return 0
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	k := max(int(math.Ceil(share*float64(len(at)))), 1)
+	return at[k-1].Sub(at[0])
 }
 
 // size is how many prefixes have been seen.

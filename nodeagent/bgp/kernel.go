@@ -93,32 +93,81 @@ func (r *kernelRIB) holds(key string) bool {
 // watch follows srv's best paths (the watch is registered before any neighbour is added,
 // with the current table first) until ctx ends. What is installed now becomes stale: it is
 // swept when allEOR says every neighbour sent its End-of-RIB, or after bound.
+//
+// GoBGP delivers one event per best path (its server handles a received UPDATE path by
+// path), so the watch's callback only queues the paths, and a programmer goroutine takes
+// whatever has piled up and programs it in one batch: 10,000 routes a peer sends at once go
+// into the kernel in a few dozen netlink writes instead of 10,000, while GoBGP converts the
+// next paths.
 func (r *kernelRIB) watch(ctx context.Context, srv *server.BgpServer, bound time.Duration, allEOR func() bool) error {
 	r.mu.Lock()
 	for p := range r.installed {
 		r.stale[p] = true
 	}
 	r.mu.Unlock()
+	q := &pathQueue{ready: make(chan struct{}, 1)}
 	err := srv.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
 		{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
 		{Type: api.WatchEventRequest_Table_Filter_EOR},
 	}}}, func(ev *api.WatchEventResponse) {
-		paths := ev.GetTable().GetPaths()
+		q.push(ev.GetTable().GetPaths())
+	})
+	if err != nil {
+		return fmt.Errorf("watch best paths: %w", err)
+	}
+	go r.program(ctx, srv, q, allEOR)
+	go r.timers(ctx, bound)
+	return nil
+}
+
+// pathQueue hands the watch's best paths, in order, to the programmer.
+type pathQueue struct {
+	mu    sync.Mutex
+	paths []*api.Path
+	ready chan struct{} // signalled after a push
+}
+
+func (q *pathQueue) push(paths []*api.Path) {
+	if len(paths) == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.paths = append(q.paths, paths...)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns every queued path and empties the queue.
+func (q *pathQueue) take() []*api.Path {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	paths := q.paths
+	q.paths = nil
+	return paths
+}
+
+// program programs the queued paths until ctx ends.
+func (r *kernelRIB) program(ctx context.Context, srv *server.BgpServer, q *pathQueue, allEOR func() bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.ready:
+		}
+		paths := q.take()
 		r.lingerEnded(ctx, srv, paths)
 		eor := false
 		for _, p := range paths {
 			eor = eor || p.GetNlri() == nil // an End-of-RIB marker
 		}
-		r.onPaths(paths)
+		r.onPaths(ctx, paths)
 		if eor && allEOR() {
 			r.sweepStale("every neighbour sent End-of-RIB")
 		}
-	})
-	if err != nil {
-		return fmt.Errorf("watch best paths: %w", err)
 	}
-	go r.timers(ctx, bound)
-	return nil
 }
 
 // timers sweeps the stale routes after bound and expires lingering routes.
@@ -142,9 +191,9 @@ func (r *kernelRIB) timers(ctx context.Context, bound time.Duration) {
 // errForeign is a route in the way that nodenet does not own.
 var errForeign = errors.New("a route nodenet does not own is there")
 
-// program adds the route, or replaces it when the speaker already owns it. A route of
+// programOne adds the route, or replaces it when the speaker already owns it. A route of
 // another protocol to the same destination is left alone.
-func (r *kernelRIB) program(prefix netip.Prefix, gw netip.Addr, owned bool) error {
+func (r *kernelRIB) programOne(prefix netip.Prefix, gw netip.Addr, owned bool) error {
 	h, err := r.dp.Handle()
 	if err != nil {
 		return err

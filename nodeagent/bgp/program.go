@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"time"
@@ -17,16 +18,38 @@ type pending struct {
 	peer string
 }
 
-// onPaths programs a batch of best paths (what one watch event carries: thousands when a
-// peer sends its table) with one netlink write for all of them: a route per best path, the
-// route of a withdrawn one removed. Paths this node originates are not programmed: its
-// blackhole routes are the pool's.
-func (r *kernelRIB) onPaths(paths []*api.Path) {
+// onPaths programs a batch of best paths (what piled up in the watch's queue: thousands when
+// a peer sends its table) with one netlink write for all of them: a route per best path, the
+// route of a withdrawn one removed. A batch may hold several paths of one prefix; the last
+// one is its best path now. Paths this node originates are not programmed: its blackhole
+// routes are the pool's. Nothing is done once ctx has ended (the speaker stopped).
+func (r *kernelRIB) onPaths(ctx context.Context, paths []*api.Path) {
+	type decoded struct {
+		path   *api.Path
+		prefix netip.Prefix
+		gw     netip.Addr
+	}
+	ds := make([]decoded, 0, len(paths))
+	last := make(map[netip.Prefix]int, len(paths))
+	for _, p := range paths {
+		prefix, gw, ok := decodePath(p)
+		if !ok {
+			continue
+		}
+		last[prefix] = len(ds)
+		ds = append(ds, decoded{path: p, prefix: prefix, gw: gw})
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
 	var todo []pending
-	for _, p := range paths {
-		if c, ok := r.decideLocked(p); ok {
+	for i, d := range ds {
+		if last[d.prefix] != i {
+			continue
+		}
+		if c, ok := r.decideLocked(d.path, d.prefix, d.gw); ok {
 			todo = append(todo, c)
 		}
 	}
@@ -40,12 +63,8 @@ func (r *kernelRIB) onPaths(paths []*api.Path) {
 	r.markDirty()
 }
 
-// decideLocked is the kernel change one path asks for, if any.
-func (r *kernelRIB) decideLocked(p *api.Path) (pending, bool) {
-	prefix, gw, ok := decodePath(p)
-	if !ok {
-		return pending{}, false
-	}
+// decideLocked is the kernel change one path (to prefix via gw) asks for, if any.
+func (r *kernelRIB) decideLocked(p *api.Path, prefix netip.Prefix, gw netip.Addr) (pending, bool) {
 	peer := p.GetNeighborIp()
 	if _, err := netip.ParseAddr(peer); err != nil {
 		return pending{}, false // a local path
@@ -108,7 +127,7 @@ func (r *kernelRIB) settleLocked(c pending, err error) {
 		delete(r.installed, prefix)
 		return
 	case c.op.Excl && errors.Is(err, unix.EEXIST):
-		err = r.program(prefix, c.op.Gw, false)
+		err = r.programOne(prefix, c.op.Gw, false)
 	}
 	if err != nil {
 		r.conflicts[prefix] = err.Error()
