@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
@@ -137,4 +139,71 @@ func nodeNames(keys []string) []string {
 func nodeName(key string) string {
 	_, n, _ := strings.Cut(key, "/")
 	return n
+}
+
+// perNodeModel is the model of a resource made of one object per node (pools, BGP
+// configuration, peers, reflectors): what the shared Read and Delete need of it.
+type perNodeModel interface {
+	objectID() string
+	owner() string
+	nodeKeys(ctx context.Context, diags *diag.Diagnostics) []string
+	setObserved(ctx context.Context, observed map[string]*pb.Object, down []string, diags *diag.Diagnostics)
+	deleteTimeout(ctx context.Context, def time.Duration) (time.Duration, diag.Diagnostics)
+}
+
+// readPerNode is the Read of such a resource: every node's object read back; a resource
+// whose objects every node lost is removed from state (the plan creates it again); a node
+// that does not answer keeps its last known state.
+func readPerNode[T any, P interface {
+	*T
+	perNodeModel
+}](ctx context.Context, data *providerData, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var m T
+	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() || !configuredData(data, &resp.Diagnostics) {
+		return
+	}
+	p := P(&m)
+	keys := p.nodeKeys(ctx, &resp.Diagnostics)
+	observed, missing, down := readNodeObjects(ctx, data.Fleet, p.objectID(), p.owner(), keys, &resp.Diagnostics)
+	if len(keys) > 0 && len(missing) == len(keys) {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	p.setObserved(ctx, observed, down, &resp.Diagnostics)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// deletePerNode is the Delete of such a resource: its object removed from every node.
+func deletePerNode[T any, P interface {
+	*T
+	perNodeModel
+}](ctx context.Context, data *providerData, what string, def time.Duration, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var m T
+	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() || !configuredData(data, &resp.Diagnostics) {
+		return
+	}
+	p := P(&m)
+	ctx, cancel := opTimeout(ctx, p.deleteTimeout, def, &resp.Diagnostics)
+	defer cancel()
+	deleteNodeObjects(ctx, data.Fleet, what, p.objectID(), p.owner(), p.nodeKeys(ctx, &resp.Diagnostics), &resp.Diagnostics)
+}
+
+// The models' parts of perNodeModel that their own files do not have.
+
+func (m *ipPoolModel) nodeKeys(ctx context.Context, diags *diag.Diagnostics) []string {
+	return m.allocationKeys(ctx, diags)
+}
+func (m *ipPoolModel) deleteTimeout(ctx context.Context, def time.Duration) (time.Duration, diag.Diagnostics) {
+	return m.Timeouts.Delete(ctx, def)
+}
+func (m *bgpConfigModel) deleteTimeout(ctx context.Context, def time.Duration) (time.Duration, diag.Diagnostics) {
+	return m.Timeouts.Delete(ctx, def)
+}
+func (m *peerModel) deleteTimeout(ctx context.Context, def time.Duration) (time.Duration, diag.Diagnostics) {
+	return m.Timeouts.Delete(ctx, def)
+}
+func (m *reflectorModel) deleteTimeout(ctx context.Context, def time.Duration) (time.Duration, diag.Diagnostics) {
+	return m.Timeouts.Delete(ctx, def)
 }

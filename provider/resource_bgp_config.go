@@ -141,19 +141,7 @@ func (r *BGPConfigResource) Create(ctx context.Context, req resource.CreateReque
 }
 
 func (r *BGPConfigResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var m bgpConfigModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() || !configuredData(r.data, &resp.Diagnostics) {
-		return
-	}
-	keys := m.nodeKeys(ctx, &resp.Diagnostics)
-	observed, missing, down := readNodeObjects(ctx, r.data.Fleet, m.objectID(), m.owner(), keys, &resp.Diagnostics)
-	if len(keys) > 0 && len(missing) == len(keys) {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	m.setObserved(ctx, observed, down, &resp.Diagnostics)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	readPerNode[bgpConfigModel](ctx, r.data, req, resp)
 }
 
 func (r *BGPConfigResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -179,12 +167,5 @@ func (r *BGPConfigResource) Update(ctx context.Context, req resource.UpdateReque
 }
 
 func (r *BGPConfigResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var m bgpConfigModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() || !configuredData(r.data, &resp.Diagnostics) {
-		return
-	}
-	ctx, cancel := opTimeout(ctx, m.Timeouts.Delete, bgpConfigTimeout, &resp.Diagnostics)
-	defer cancel()
-	deleteNodeObjects(ctx, r.data.Fleet, "BGP speakers", m.objectID(), m.owner(), m.nodeKeys(ctx, &resp.Diagnostics), &resp.Diagnostics)
+	deletePerNode[bgpConfigModel](ctx, r.data, "BGP speakers", bgpConfigTimeout, req, resp)
 }

@@ -138,19 +138,7 @@ func (r *BGPPeerResource) Create(ctx context.Context, req resource.CreateRequest
 }
 
 func (r *BGPPeerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var m peerModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() || !configuredData(r.data, &resp.Diagnostics) {
-		return
-	}
-	keys := m.nodeKeys(ctx, &resp.Diagnostics)
-	observed, missing, down := readNodeObjects(ctx, r.data.Fleet, m.objectID(), m.owner(), keys, &resp.Diagnostics)
-	if len(keys) > 0 && len(missing) == len(keys) {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	m.setObserved(ctx, observed, down, &resp.Diagnostics)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	readPerNode[peerModel](ctx, r.data, req, resp)
 }
 
 func (r *BGPPeerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -176,12 +164,5 @@ func (r *BGPPeerResource) Update(ctx context.Context, req resource.UpdateRequest
 }
 
 func (r *BGPPeerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var m peerModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() || !configuredData(r.data, &resp.Diagnostics) {
-		return
-	}
-	ctx, cancel := opTimeout(ctx, m.Timeouts.Delete, peerTimeout, &resp.Diagnostics)
-	defer cancel()
-	deleteNodeObjects(ctx, r.data.Fleet, "Peer "+m.PeerIP.ValueString(), m.objectID(), m.owner(), m.nodeKeys(ctx, &resp.Diagnostics), &resp.Diagnostics)
+	deletePerNode[peerModel](ctx, r.data, "Peer", peerTimeout, req, resp)
 }

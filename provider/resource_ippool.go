@@ -118,19 +118,7 @@ func (r *IPPoolResource) Create(ctx context.Context, req resource.CreateRequest,
 }
 
 func (r *IPPoolResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var m ipPoolModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() || !configuredData(r.data, &resp.Diagnostics) {
-		return
-	}
-	keys := m.allocationKeys(ctx, &resp.Diagnostics)
-	observed, missing, down := readNodeObjects(ctx, r.data.Fleet, m.objectID(), m.owner(), keys, &resp.Diagnostics)
-	if len(keys) > 0 && len(missing) == len(keys) {
-		resp.State.RemoveResource(ctx) // removed from every node out of band
-		return
-	}
-	m.setObserved(ctx, observed, down, &resp.Diagnostics)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	readPerNode[ipPoolModel](ctx, r.data, req, resp)
 }
 
 func (r *IPPoolResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -156,12 +144,5 @@ func (r *IPPoolResource) Update(ctx context.Context, req resource.UpdateRequest,
 }
 
 func (r *IPPoolResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var m ipPoolModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() || !configuredData(r.data, &resp.Diagnostics) {
-		return
-	}
-	ctx, cancel := opTimeout(ctx, m.Timeouts.Delete, ipPoolTimeout, &resp.Diagnostics)
-	defer cancel()
-	deleteNodeObjects(ctx, r.data.Fleet, "Pool "+m.CIDR.ValueString(), m.objectID(), m.owner(), m.allocationKeys(ctx, &resp.Diagnostics), &resp.Diagnostics)
+	deletePerNode[ipPoolModel](ctx, r.data, "Pool", ipPoolTimeout, req, resp)
 }

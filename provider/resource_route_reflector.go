@@ -145,12 +145,5 @@ func (r *RouteReflectorResource) Update(ctx context.Context, req resource.Update
 }
 
 func (r *RouteReflectorResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var m reflectorModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() || !configuredData(r.data, &resp.Diagnostics) {
-		return
-	}
-	ctx, cancel := opTimeout(ctx, m.Timeouts.Delete, reflectorTimeout, &resp.Diagnostics)
-	defer cancel()
-	deleteNodeObjects(ctx, r.data.Fleet, "Reflector "+m.Node.ValueString(), m.objectID(), m.owner(), m.nodeKeys(ctx, &resp.Diagnostics), &resp.Diagnostics)
+	deletePerNode[reflectorModel](ctx, r.data, "Reflector", reflectorTimeout, req, resp)
 }
