@@ -112,12 +112,11 @@ func (r *RouteReflectorResource) Read(ctx context.Context, req resource.ReadRequ
 		return
 	}
 	keys := m.nodeKeys(ctx, &resp.Diagnostics)
-	observed, missing, down := readNodeObjects(ctx, r.data.Fleet, m.objectID(), m.owner(), keys, &resp.Diagnostics)
+	observed, _, down := readNodeObjects(ctx, r.data.Fleet, m.objectID(), m.owner(), keys, &resp.Diagnostics)
 	if _, ok := observed[m.reflectorKey()]; !ok && !contains(down, m.reflectorKey()) {
 		resp.State.RemoveResource(ctx) // the reflector itself lost it: recreate
 		return
 	}
-	_ = missing
 	m.setObserved(ctx, observed, down, &resp.Diagnostics)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
