@@ -83,7 +83,7 @@ func (x Change_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Change_Action.Descriptor instead.
 func (Change_Action) EnumDescriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{19, 0}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{22, 0}
 }
 
 type InfoRequest struct {
@@ -1314,7 +1314,8 @@ func (x *BgpReflector) GetSessions() []*BgpSession {
 }
 
 // An IP pool's share of a node: the node's block of the pool, a blackhole route for it, and
-// its announcement over BGP.
+// its announcement over BGP; the pool's part of the node's NAT table; the encapsulation of
+// traffic to the other nodes' blocks; and the CNI configuration of the block.
 type IpPool struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Cidr  string                 `protobuf:"bytes,1,opt,name=cidr,proto3" json:"cidr,omitempty"`
@@ -1323,11 +1324,24 @@ type IpPool struct {
 	// A disabled pool keeps its blocks but gives no new ones (the provider's concern).
 	Disabled         bool `protobuf:"varint,3,opt,name=disabled,proto3" json:"disabled,omitempty"`
 	DisableBgpExport bool `protobuf:"varint,4,opt,name=disable_bgp_export,json=disableBgpExport,proto3" json:"disable_bgp_export,omitempty"`
+	// Masquerade traffic whose source is in the pool and whose destination is in no pool the
+	// node has (every pool, enabled or disabled, is exempt as a destination).
+	NatOutgoing bool `protobuf:"varint,5,opt,name=nat_outgoing,json=natOutgoing,proto3" json:"nat_outgoing,omitempty"`
+	// How traffic to the other nodes' blocks of the pool travels. Unset: as routed (BGP).
+	Encapsulation *PoolEncapsulation `protobuf:"bytes,6,opt,name=encapsulation,proto3" json:"encapsulation,omitempty"`
+	// The CNI configuration list of the node's block (JSON), written to cni_file in the agent's
+	// CNI configuration directory (--cni-conf-dir); both empty: none is written. Observed: the
+	// file's content ("" when the file is not there).
+	CniConfig string `protobuf:"bytes,7,opt,name=cni_config,json=cniConfig,proto3" json:"cni_config,omitempty"`
+	// File name (no directory) of the configuration, like "10-nodenet.conflist".
+	CniFile string `protobuf:"bytes,8,opt,name=cni_file,json=cniFile,proto3" json:"cni_file,omitempty"`
 	// Observed only.
 	// The blackhole route for block is in the kernel.
 	Blackhole bool `protobuf:"varint,20,opt,name=blackhole,proto3" json:"blackhole,omitempty"`
 	// The block is announced by the node's speaker.
-	Advertised    bool `protobuf:"varint,21,opt,name=advertised,proto3" json:"advertised,omitempty"`
+	Advertised bool `protobuf:"varint,21,opt,name=advertised,proto3" json:"advertised,omitempty"`
+	// The node's NAT table as far as this pool is concerned.
+	Nat           *NatState `protobuf:"bytes,22,opt,name=nat,proto3" json:"nat,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1390,6 +1404,34 @@ func (x *IpPool) GetDisableBgpExport() bool {
 	return false
 }
 
+func (x *IpPool) GetNatOutgoing() bool {
+	if x != nil {
+		return x.NatOutgoing
+	}
+	return false
+}
+
+func (x *IpPool) GetEncapsulation() *PoolEncapsulation {
+	if x != nil {
+		return x.Encapsulation
+	}
+	return nil
+}
+
+func (x *IpPool) GetCniConfig() string {
+	if x != nil {
+		return x.CniConfig
+	}
+	return ""
+}
+
+func (x *IpPool) GetCniFile() string {
+	if x != nil {
+		return x.CniFile
+	}
+	return ""
+}
+
 func (x *IpPool) GetBlackhole() bool {
 	if x != nil {
 		return x.Blackhole
@@ -1402,6 +1444,248 @@ func (x *IpPool) GetAdvertised() bool {
 		return x.Advertised
 	}
 	return false
+}
+
+func (x *IpPool) GetNat() *NatState {
+	if x != nil {
+		return x.Nat
+	}
+	return nil
+}
+
+// The encapsulation of an IP pool on one node: a tunnel device with the entries that reach
+// the other nodes' blocks through it, and (cross-subnet) plain routes to the blocks of nodes
+// in the node's own underlay subnet.
+type PoolEncapsulation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// VXLAN: the pool's device with the FDB and neighbour entries of the other nodes' tunnel
+	// endpoints and a route to each of their blocks through it (onlink), as a vxlan_tunnel has
+	// them. The device's address is the node's tunnel address (/32 of its block).
+	Vxlan *VxlanTunnel `protobuf:"bytes,1,opt,name=vxlan,proto3" json:"vxlan,omitempty"`
+	// IPIP: the pool's device and a route to each other node's block through it, onlink via
+	// that node's underlay address.
+	Ipip *IpipTunnel `protobuf:"bytes,2,opt,name=ipip,proto3" json:"ipip,omitempty"`
+	// Routes to the blocks of nodes in this node's underlay subnet (cross_subnet), via their
+	// underlay addresses, not encapsulated.
+	Direct        []*Route `protobuf:"bytes,3,rep,name=direct,proto3" json:"direct,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolEncapsulation) Reset() {
+	*x = PoolEncapsulation{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolEncapsulation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolEncapsulation) ProtoMessage() {}
+
+func (x *PoolEncapsulation) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolEncapsulation.ProtoReflect.Descriptor instead.
+func (*PoolEncapsulation) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PoolEncapsulation) GetVxlan() *VxlanTunnel {
+	if x != nil {
+		return x.Vxlan
+	}
+	return nil
+}
+
+func (x *PoolEncapsulation) GetIpip() *IpipTunnel {
+	if x != nil {
+		return x.Ipip
+	}
+	return nil
+}
+
+func (x *PoolEncapsulation) GetDirect() []*Route {
+	if x != nil {
+		return x.Direct
+	}
+	return nil
+}
+
+// An IPIP tunnel device (Calico's tunl0) of one node and the routes through it.
+type IpipTunnel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Device name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The node's tunnel address, "10.244.0.0/32".
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// 0: the kernel's choice (underlay MTU - 20).
+	Mtu uint32 `protobuf:"varint,3,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	// Routes to other nodes' blocks: via is that node's underlay address (onlink).
+	Routes []*Route `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty"`
+	// Observed only.
+	Ifindex       int32  `protobuf:"varint,20,opt,name=ifindex,proto3" json:"ifindex,omitempty"`
+	OperState     string `protobuf:"bytes,21,opt,name=oper_state,json=operState,proto3" json:"oper_state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IpipTunnel) Reset() {
+	*x = IpipTunnel{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IpipTunnel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IpipTunnel) ProtoMessage() {}
+
+func (x *IpipTunnel) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IpipTunnel.ProtoReflect.Descriptor instead.
+func (*IpipTunnel) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *IpipTunnel) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *IpipTunnel) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *IpipTunnel) GetMtu() uint32 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
+}
+
+func (x *IpipTunnel) GetRoutes() []*Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+func (x *IpipTunnel) GetIfindex() int32 {
+	if x != nil {
+		return x.Ifindex
+	}
+	return 0
+}
+
+func (x *IpipTunnel) GetOperState() string {
+	if x != nil {
+		return x.OperState
+	}
+	return ""
+}
+
+// What the node's nftables table "nodenet" holds for a pool (observed only).
+type NatState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The masquerade rule is in the table.
+	Rule bool `protobuf:"varint,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	// The pool's CIDR is among the masqueraded sources.
+	Masquerade bool `protobuf:"varint,2,opt,name=masquerade,proto3" json:"masquerade,omitempty"`
+	// The pool's CIDR is among the destinations never masqueraded.
+	Exempt bool `protobuf:"varint,3,opt,name=exempt,proto3" json:"exempt,omitempty"`
+	// Differences between the table and what the node's objects ask of it, one line each
+	// ("+ exempt 10.99.0.0/16" is there and explained by no object, "- rule masquerade" is
+	// missing). Empty when the table is as the objects ask.
+	Drift         []string `protobuf:"bytes,4,rep,name=drift,proto3" json:"drift,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NatState) Reset() {
+	*x = NatState{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NatState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NatState) ProtoMessage() {}
+
+func (x *NatState) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NatState.ProtoReflect.Descriptor instead.
+func (*NatState) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *NatState) GetRule() bool {
+	if x != nil {
+		return x.Rule
+	}
+	return false
+}
+
+func (x *NatState) GetMasquerade() bool {
+	if x != nil {
+		return x.Masquerade
+	}
+	return false
+}
+
+func (x *NatState) GetExempt() bool {
+	if x != nil {
+		return x.Exempt
+	}
+	return false
+}
+
+func (x *NatState) GetDrift() []string {
+	if x != nil {
+		return x.Drift
+	}
+	return nil
 }
 
 // One node's share of a VXLAN overlay: its device and the entries that reach the other members.
@@ -1421,7 +1705,7 @@ type VxlanTunnel struct {
 
 func (x *VxlanTunnel) Reset() {
 	*x = VxlanTunnel{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[14]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1717,7 @@ func (x *VxlanTunnel) String() string {
 func (*VxlanTunnel) ProtoMessage() {}
 
 func (x *VxlanTunnel) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[14]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1730,7 @@ func (x *VxlanTunnel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VxlanTunnel.ProtoReflect.Descriptor instead.
 func (*VxlanTunnel) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *VxlanTunnel) GetDevice() *VxlanDevice {
@@ -1506,7 +1790,7 @@ type VxlanDevice struct {
 
 func (x *VxlanDevice) Reset() {
 	*x = VxlanDevice{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[15]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1802,7 @@ func (x *VxlanDevice) String() string {
 func (*VxlanDevice) ProtoMessage() {}
 
 func (x *VxlanDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[15]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1815,7 @@ func (x *VxlanDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VxlanDevice.ProtoReflect.Descriptor instead.
 func (*VxlanDevice) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *VxlanDevice) GetName() string {
@@ -1635,7 +1919,7 @@ type FdbEntry struct {
 
 func (x *FdbEntry) Reset() {
 	*x = FdbEntry{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[16]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1931,7 @@ func (x *FdbEntry) String() string {
 func (*FdbEntry) ProtoMessage() {}
 
 func (x *FdbEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[16]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1944,7 @@ func (x *FdbEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FdbEntry.ProtoReflect.Descriptor instead.
 func (*FdbEntry) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FdbEntry) GetMac() string {
@@ -1687,7 +1971,7 @@ type Neighbor struct {
 
 func (x *Neighbor) Reset() {
 	*x = Neighbor{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[17]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1699,7 +1983,7 @@ func (x *Neighbor) String() string {
 func (*Neighbor) ProtoMessage() {}
 
 func (x *Neighbor) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[17]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1712,7 +1996,7 @@ func (x *Neighbor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neighbor.ProtoReflect.Descriptor instead.
 func (*Neighbor) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Neighbor) GetIp() string {
@@ -1733,7 +2017,7 @@ type Route struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Destination prefix.
 	Dst string `protobuf:"bytes,1,opt,name=dst,proto3" json:"dst,omitempty"`
-	// Gateway: another member's overlay IP.
+	// Gateway: another member's overlay IP (a pool's direct routes: a node's underlay IP).
 	Via           string `protobuf:"bytes,2,opt,name=via,proto3" json:"via,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1741,7 +2025,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +2037,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +2050,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Route) GetDst() string {
@@ -1798,7 +2082,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +2094,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +2107,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Change) GetAction() Change_Action {
@@ -1864,7 +2148,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +2160,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2173,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ApplyRequest) GetObject() *Object {
@@ -1918,7 +2202,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2214,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2227,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ApplyResponse) GetObserved() *Object {
@@ -1969,7 +2253,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[22]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2265,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[22]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2278,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetRequest) GetId() string {
@@ -2013,7 +2297,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[23]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2309,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[23]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2322,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetResponse) GetObserved() *Object {
@@ -2063,7 +2347,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[24]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2359,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[24]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2372,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteRequest) GetId() string {
@@ -2128,7 +2412,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[25]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2140,7 +2424,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[25]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2153,7 +2437,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteResponse) GetChanges() []*Change {
@@ -2171,7 +2455,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[26]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2183,7 +2467,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[26]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2196,7 +2480,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 type ListResponse struct {
@@ -2209,7 +2493,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[27]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2221,7 +2505,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[27]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2234,7 +2518,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListResponse) GetObjects() []*Object {
@@ -2259,7 +2543,7 @@ type AdoptRequest struct {
 
 func (x *AdoptRequest) Reset() {
 	*x = AdoptRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[28]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2555,7 @@ func (x *AdoptRequest) String() string {
 func (*AdoptRequest) ProtoMessage() {}
 
 func (x *AdoptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[28]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2568,7 @@ func (x *AdoptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdoptRequest.ProtoReflect.Descriptor instead.
 func (*AdoptRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AdoptRequest) GetId() string {
@@ -2328,7 +2612,7 @@ type AdoptResponse struct {
 
 func (x *AdoptResponse) Reset() {
 	*x = AdoptResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[29]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2340,7 +2624,7 @@ func (x *AdoptResponse) String() string {
 func (*AdoptResponse) ProtoMessage() {}
 
 func (x *AdoptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[29]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2353,7 +2637,7 @@ func (x *AdoptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdoptResponse.ProtoReflect.Descriptor instead.
 func (*AdoptResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AdoptResponse) GetObserved() *Object {
@@ -2491,16 +2775,42 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\x04 \x01(\tR\tclusterId\x121\n" +
 	"\aclients\x18\x05 \x03(\v2\x17.nodenet.v1.BgpNeighborR\aclients\x122\n" +
-	"\bsessions\x18\x14 \x03(\v2\x16.nodenet.v1.BgpSessionR\bsessions\"\xba\x01\n" +
+	"\bsessions\x18\x14 \x03(\v2\x16.nodenet.v1.BgpSessionR\bsessions\"\x84\x03\n" +
 	"\x06IpPool\x12\x12\n" +
 	"\x04cidr\x18\x01 \x01(\tR\x04cidr\x12\x14\n" +
 	"\x05block\x18\x02 \x01(\tR\x05block\x12\x1a\n" +
 	"\bdisabled\x18\x03 \x01(\bR\bdisabled\x12,\n" +
-	"\x12disable_bgp_export\x18\x04 \x01(\bR\x10disableBgpExport\x12\x1c\n" +
+	"\x12disable_bgp_export\x18\x04 \x01(\bR\x10disableBgpExport\x12!\n" +
+	"\fnat_outgoing\x18\x05 \x01(\bR\vnatOutgoing\x12C\n" +
+	"\rencapsulation\x18\x06 \x01(\v2\x1d.nodenet.v1.PoolEncapsulationR\rencapsulation\x12\x1d\n" +
+	"\n" +
+	"cni_config\x18\a \x01(\tR\tcniConfig\x12\x19\n" +
+	"\bcni_file\x18\b \x01(\tR\acniFile\x12\x1c\n" +
 	"\tblackhole\x18\x14 \x01(\bR\tblackhole\x12\x1e\n" +
 	"\n" +
 	"advertised\x18\x15 \x01(\bR\n" +
-	"advertised\"\xc5\x01\n" +
+	"advertised\x12&\n" +
+	"\x03nat\x18\x16 \x01(\v2\x14.nodenet.v1.NatStateR\x03nat\"\x99\x01\n" +
+	"\x11PoolEncapsulation\x12-\n" +
+	"\x05vxlan\x18\x01 \x01(\v2\x17.nodenet.v1.VxlanTunnelR\x05vxlan\x12*\n" +
+	"\x04ipip\x18\x02 \x01(\v2\x16.nodenet.v1.IpipTunnelR\x04ipip\x12)\n" +
+	"\x06direct\x18\x03 \x03(\v2\x11.nodenet.v1.RouteR\x06direct\"\xb0\x01\n" +
+	"\n" +
+	"IpipTunnel\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x10\n" +
+	"\x03mtu\x18\x03 \x01(\rR\x03mtu\x12)\n" +
+	"\x06routes\x18\x04 \x03(\v2\x11.nodenet.v1.RouteR\x06routes\x12\x18\n" +
+	"\aifindex\x18\x14 \x01(\x05R\aifindex\x12\x1d\n" +
+	"\n" +
+	"oper_state\x18\x15 \x01(\tR\toperState\"l\n" +
+	"\bNatState\x12\x12\n" +
+	"\x04rule\x18\x01 \x01(\bR\x04rule\x12\x1e\n" +
+	"\n" +
+	"masquerade\x18\x02 \x01(\bR\n" +
+	"masquerade\x12\x16\n" +
+	"\x06exempt\x18\x03 \x01(\bR\x06exempt\x12\x14\n" +
+	"\x05drift\x18\x04 \x03(\tR\x05drift\"\xc5\x01\n" +
 	"\vVxlanTunnel\x12/\n" +
 	"\x06device\x18\x01 \x01(\v2\x17.nodenet.v1.VxlanDeviceR\x06device\x12&\n" +
 	"\x03fdb\x18\x02 \x03(\v2\x14.nodenet.v1.FdbEntryR\x03fdb\x122\n" +
@@ -2594,7 +2904,7 @@ func file_nodenet_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_nodenet_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_nodenet_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_nodenet_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_nodenet_v1_agent_proto_goTypes = []any{
 	(Change_Action)(0),         // 0: nodenet.v1.Change.Action
 	(*InfoRequest)(nil),        // 1: nodenet.v1.InfoRequest
@@ -2611,30 +2921,33 @@ var file_nodenet_v1_agent_proto_goTypes = []any{
 	(*BgpPeer)(nil),            // 12: nodenet.v1.BgpPeer
 	(*BgpReflector)(nil),       // 13: nodenet.v1.BgpReflector
 	(*IpPool)(nil),             // 14: nodenet.v1.IpPool
-	(*VxlanTunnel)(nil),        // 15: nodenet.v1.VxlanTunnel
-	(*VxlanDevice)(nil),        // 16: nodenet.v1.VxlanDevice
-	(*FdbEntry)(nil),           // 17: nodenet.v1.FdbEntry
-	(*Neighbor)(nil),           // 18: nodenet.v1.Neighbor
-	(*Route)(nil),              // 19: nodenet.v1.Route
-	(*Change)(nil),             // 20: nodenet.v1.Change
-	(*ApplyRequest)(nil),       // 21: nodenet.v1.ApplyRequest
-	(*ApplyResponse)(nil),      // 22: nodenet.v1.ApplyResponse
-	(*GetRequest)(nil),         // 23: nodenet.v1.GetRequest
-	(*GetResponse)(nil),        // 24: nodenet.v1.GetResponse
-	(*DeleteRequest)(nil),      // 25: nodenet.v1.DeleteRequest
-	(*DeleteResponse)(nil),     // 26: nodenet.v1.DeleteResponse
-	(*ListRequest)(nil),        // 27: nodenet.v1.ListRequest
-	(*ListResponse)(nil),       // 28: nodenet.v1.ListResponse
-	(*AdoptRequest)(nil),       // 29: nodenet.v1.AdoptRequest
-	(*AdoptResponse)(nil),      // 30: nodenet.v1.AdoptResponse
-	nil,                        // 31: nodenet.v1.NodeInfo.KernelFeaturesEntry
+	(*PoolEncapsulation)(nil),  // 15: nodenet.v1.PoolEncapsulation
+	(*IpipTunnel)(nil),         // 16: nodenet.v1.IpipTunnel
+	(*NatState)(nil),           // 17: nodenet.v1.NatState
+	(*VxlanTunnel)(nil),        // 18: nodenet.v1.VxlanTunnel
+	(*VxlanDevice)(nil),        // 19: nodenet.v1.VxlanDevice
+	(*FdbEntry)(nil),           // 20: nodenet.v1.FdbEntry
+	(*Neighbor)(nil),           // 21: nodenet.v1.Neighbor
+	(*Route)(nil),              // 22: nodenet.v1.Route
+	(*Change)(nil),             // 23: nodenet.v1.Change
+	(*ApplyRequest)(nil),       // 24: nodenet.v1.ApplyRequest
+	(*ApplyResponse)(nil),      // 25: nodenet.v1.ApplyResponse
+	(*GetRequest)(nil),         // 26: nodenet.v1.GetRequest
+	(*GetResponse)(nil),        // 27: nodenet.v1.GetResponse
+	(*DeleteRequest)(nil),      // 28: nodenet.v1.DeleteRequest
+	(*DeleteResponse)(nil),     // 29: nodenet.v1.DeleteResponse
+	(*ListRequest)(nil),        // 30: nodenet.v1.ListRequest
+	(*ListResponse)(nil),       // 31: nodenet.v1.ListResponse
+	(*AdoptRequest)(nil),       // 32: nodenet.v1.AdoptRequest
+	(*AdoptResponse)(nil),      // 33: nodenet.v1.AdoptResponse
+	nil,                        // 34: nodenet.v1.NodeInfo.KernelFeaturesEntry
 }
 var file_nodenet_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: nodenet.v1.NodeInfo.interfaces:type_name -> nodenet.v1.Interface
-	31, // 1: nodenet.v1.NodeInfo.kernel_features:type_name -> nodenet.v1.NodeInfo.KernelFeaturesEntry
+	34, // 1: nodenet.v1.NodeInfo.kernel_features:type_name -> nodenet.v1.NodeInfo.KernelFeaturesEntry
 	3,  // 2: nodenet.v1.NodeInfo.problems:type_name -> nodenet.v1.ObjectProblem
 	4,  // 3: nodenet.v1.NodeInfo.unexplained:type_name -> nodenet.v1.KernelEntry
-	15, // 4: nodenet.v1.Object.vxlan_tunnel:type_name -> nodenet.v1.VxlanTunnel
+	18, // 4: nodenet.v1.Object.vxlan_tunnel:type_name -> nodenet.v1.VxlanTunnel
 	7,  // 5: nodenet.v1.Object.bgp_speaker:type_name -> nodenet.v1.BgpSpeaker
 	12, // 6: nodenet.v1.Object.bgp_peer:type_name -> nodenet.v1.BgpPeer
 	13, // 7: nodenet.v1.Object.bgp_reflector:type_name -> nodenet.v1.BgpReflector
@@ -2648,35 +2961,41 @@ var file_nodenet_v1_agent_proto_depIdxs = []int32{
 	11, // 15: nodenet.v1.BgpPeer.session:type_name -> nodenet.v1.BgpSession
 	10, // 16: nodenet.v1.BgpReflector.clients:type_name -> nodenet.v1.BgpNeighbor
 	11, // 17: nodenet.v1.BgpReflector.sessions:type_name -> nodenet.v1.BgpSession
-	16, // 18: nodenet.v1.VxlanTunnel.device:type_name -> nodenet.v1.VxlanDevice
-	17, // 19: nodenet.v1.VxlanTunnel.fdb:type_name -> nodenet.v1.FdbEntry
-	18, // 20: nodenet.v1.VxlanTunnel.neighbors:type_name -> nodenet.v1.Neighbor
-	19, // 21: nodenet.v1.VxlanTunnel.routes:type_name -> nodenet.v1.Route
-	0,  // 22: nodenet.v1.Change.action:type_name -> nodenet.v1.Change.Action
-	6,  // 23: nodenet.v1.ApplyRequest.object:type_name -> nodenet.v1.Object
-	6,  // 24: nodenet.v1.ApplyResponse.observed:type_name -> nodenet.v1.Object
-	20, // 25: nodenet.v1.ApplyResponse.changes:type_name -> nodenet.v1.Change
-	6,  // 26: nodenet.v1.GetResponse.observed:type_name -> nodenet.v1.Object
-	20, // 27: nodenet.v1.DeleteResponse.changes:type_name -> nodenet.v1.Change
-	6,  // 28: nodenet.v1.ListResponse.objects:type_name -> nodenet.v1.Object
-	6,  // 29: nodenet.v1.AdoptResponse.observed:type_name -> nodenet.v1.Object
-	1,  // 30: nodenet.v1.NodeAgent.Info:input_type -> nodenet.v1.InfoRequest
-	21, // 31: nodenet.v1.NodeAgent.Apply:input_type -> nodenet.v1.ApplyRequest
-	23, // 32: nodenet.v1.NodeAgent.Get:input_type -> nodenet.v1.GetRequest
-	25, // 33: nodenet.v1.NodeAgent.Delete:input_type -> nodenet.v1.DeleteRequest
-	27, // 34: nodenet.v1.NodeAgent.List:input_type -> nodenet.v1.ListRequest
-	29, // 35: nodenet.v1.NodeAgent.Adopt:input_type -> nodenet.v1.AdoptRequest
-	2,  // 36: nodenet.v1.NodeAgent.Info:output_type -> nodenet.v1.NodeInfo
-	22, // 37: nodenet.v1.NodeAgent.Apply:output_type -> nodenet.v1.ApplyResponse
-	24, // 38: nodenet.v1.NodeAgent.Get:output_type -> nodenet.v1.GetResponse
-	26, // 39: nodenet.v1.NodeAgent.Delete:output_type -> nodenet.v1.DeleteResponse
-	28, // 40: nodenet.v1.NodeAgent.List:output_type -> nodenet.v1.ListResponse
-	30, // 41: nodenet.v1.NodeAgent.Adopt:output_type -> nodenet.v1.AdoptResponse
-	36, // [36:42] is the sub-list for method output_type
-	30, // [30:36] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	15, // 18: nodenet.v1.IpPool.encapsulation:type_name -> nodenet.v1.PoolEncapsulation
+	17, // 19: nodenet.v1.IpPool.nat:type_name -> nodenet.v1.NatState
+	18, // 20: nodenet.v1.PoolEncapsulation.vxlan:type_name -> nodenet.v1.VxlanTunnel
+	16, // 21: nodenet.v1.PoolEncapsulation.ipip:type_name -> nodenet.v1.IpipTunnel
+	22, // 22: nodenet.v1.PoolEncapsulation.direct:type_name -> nodenet.v1.Route
+	22, // 23: nodenet.v1.IpipTunnel.routes:type_name -> nodenet.v1.Route
+	19, // 24: nodenet.v1.VxlanTunnel.device:type_name -> nodenet.v1.VxlanDevice
+	20, // 25: nodenet.v1.VxlanTunnel.fdb:type_name -> nodenet.v1.FdbEntry
+	21, // 26: nodenet.v1.VxlanTunnel.neighbors:type_name -> nodenet.v1.Neighbor
+	22, // 27: nodenet.v1.VxlanTunnel.routes:type_name -> nodenet.v1.Route
+	0,  // 28: nodenet.v1.Change.action:type_name -> nodenet.v1.Change.Action
+	6,  // 29: nodenet.v1.ApplyRequest.object:type_name -> nodenet.v1.Object
+	6,  // 30: nodenet.v1.ApplyResponse.observed:type_name -> nodenet.v1.Object
+	23, // 31: nodenet.v1.ApplyResponse.changes:type_name -> nodenet.v1.Change
+	6,  // 32: nodenet.v1.GetResponse.observed:type_name -> nodenet.v1.Object
+	23, // 33: nodenet.v1.DeleteResponse.changes:type_name -> nodenet.v1.Change
+	6,  // 34: nodenet.v1.ListResponse.objects:type_name -> nodenet.v1.Object
+	6,  // 35: nodenet.v1.AdoptResponse.observed:type_name -> nodenet.v1.Object
+	1,  // 36: nodenet.v1.NodeAgent.Info:input_type -> nodenet.v1.InfoRequest
+	24, // 37: nodenet.v1.NodeAgent.Apply:input_type -> nodenet.v1.ApplyRequest
+	26, // 38: nodenet.v1.NodeAgent.Get:input_type -> nodenet.v1.GetRequest
+	28, // 39: nodenet.v1.NodeAgent.Delete:input_type -> nodenet.v1.DeleteRequest
+	30, // 40: nodenet.v1.NodeAgent.List:input_type -> nodenet.v1.ListRequest
+	32, // 41: nodenet.v1.NodeAgent.Adopt:input_type -> nodenet.v1.AdoptRequest
+	2,  // 42: nodenet.v1.NodeAgent.Info:output_type -> nodenet.v1.NodeInfo
+	25, // 43: nodenet.v1.NodeAgent.Apply:output_type -> nodenet.v1.ApplyResponse
+	27, // 44: nodenet.v1.NodeAgent.Get:output_type -> nodenet.v1.GetResponse
+	29, // 45: nodenet.v1.NodeAgent.Delete:output_type -> nodenet.v1.DeleteResponse
+	31, // 46: nodenet.v1.NodeAgent.List:output_type -> nodenet.v1.ListResponse
+	33, // 47: nodenet.v1.NodeAgent.Adopt:output_type -> nodenet.v1.AdoptResponse
+	42, // [42:48] is the sub-list for method output_type
+	36, // [36:42] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_nodenet_v1_agent_proto_init() }
@@ -2697,7 +3016,7 @@ func file_nodenet_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nodenet_v1_agent_proto_rawDesc), len(file_nodenet_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -128,7 +128,16 @@ func ValidateIpPool(name string, ip *IpPool) error {
 	if pool.String() != name {
 		return fieldErr(p+"cidr", "pool %q does not match the id's name %q", ip.GetCidr(), name)
 	}
+	if err := validateCNIFile(p, ip.GetCniFile(), ip.GetCniConfig()); err != nil {
+		return err
+	}
 	if ip.GetBlock() == "" {
+		if ip.GetEncapsulation() != nil {
+			return fieldErr(p+"encapsulation", "a node without a block of the pool has no tunnel endpoint: leave encapsulation out")
+		}
+		if ip.GetCniConfig() != "" {
+			return fieldErr(p+"cni_config", "a node without a block of the pool has no CNI configuration for it")
+		}
 		return nil
 	}
 	block, err := ParseCIDR(p+"block", ip.GetBlock())
@@ -138,7 +147,7 @@ func ValidateIpPool(name string, ip *IpPool) error {
 	if block.Bits() < pool.Bits() || !pool.Contains(block.Addr()) {
 		return fieldErr(p+"block", "block %s is not inside the pool %s", block, pool)
 	}
-	return nil
+	return ValidatePoolEncapsulation(p+"encapsulation.", ip.GetEncapsulation())
 }
 
 // ValidateBgpTimers checks timers; zero values mean the defaults. The hold time is 0 or at
