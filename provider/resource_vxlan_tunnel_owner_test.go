@@ -113,6 +113,73 @@ func TestAccVxlanTunnel_sameDeviceTwoResources(t *testing.T) {
 	})
 }
 
+// TestAccVxlanTunnel_importTakesOver: importing an overlay that another resource manages
+// into a second resource takes it over with an identity of its own (never the first one's):
+// the agents record the new owner, the first resource lets go of it at its next refresh
+// (nothing of it is destroyed), and the second keeps carrying traffic.
+func TestAccVxlanTunnel_importTakesOver(t *testing.T) {
+	l := newLab(t, hosts(2))
+	n1, n2 := l.Hosts[0], l.Hosts[1]
+	req := "terraform {\n  required_providers {\n    nodenet = { source = \"nodenet/nodenet\" }\n  }\n}\n"
+	a := req + tunnelHCL("a", "vxlan-test", 7, m1, m2)
+	b := tunnelHCL("b", "vxlan-test", 7, m1, m2)
+	var idA string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		CheckDestroy:             func(*terraform.State) error { return noVxlan(l) },
+		Steps: []resource.TestStep{
+			{
+				Config: l.ProviderHCL() + a,
+				Check: func(s *terraform.State) error {
+					idA = s.RootModule().Resources["nodenet_vxlan_tunnel.a"].Primary.ID
+					return nil
+				},
+			},
+			{
+				Config:             l.ProviderHCL() + a + b,
+				ResourceName:       "nodenet_vxlan_tunnel.b",
+				ImportState:        true,
+				ImportStateId:      "vxlan-test",
+				ImportStatePersist: true,
+				ImportStateCheck: func(s []*terraform.InstanceState) error {
+					// (the states given are the whole state's: a's and the imported b's)
+					var idB string
+					for _, is := range s {
+						if is.ID != idA {
+							idB = is.ID
+						}
+					}
+					if idB == "" {
+						return fmt.Errorf("the import must get an id of its own, not a's %s: %v", idA, s)
+					}
+					for _, h := range []*lab.Host{n1, n2} {
+						if got := ownerOn(t, h, "vxlan_tunnel/vxlan-test"); got != "nodenet_vxlan_tunnel:"+idB {
+							return fmt.Errorf("%s records owner %q, want the importing resource's nodenet_vxlan_tunnel:%s", h.Name, got, idB)
+						}
+					}
+					return nil
+				},
+			},
+			{
+				// a's refresh finds every node's share managed by b: a leaves the state (with
+				// a warning) instead of planning to destroy what b manages now.
+				Config: req + l.ProviderHCL() + b,
+				Check: func(s *terraform.State) error {
+					idB := s.RootModule().Resources["nodenet_vxlan_tunnel.b"].Primary.ID
+					for _, h := range []*lab.Host{n1, n2} {
+						if got := ownerOn(t, h, "vxlan_tunnel/vxlan-test"); got != "nodenet_vxlan_tunnel:"+idB {
+							return fmt.Errorf("%s records owner %q after a's destroy, want b's", h.Name, got)
+						}
+					}
+					_, err := n1.Run("ping", "-c", "1", "-W", "2", "179.17.1.31")
+					return err
+				},
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		},
+	})
+}
+
 // TestAccVxlanTunnel_macChange: changing a member's MAC in the configuration: the kernel
 // drops the device's permanent neighbours with the change, the apply sets them again, the
 // plan after is empty and pods reach each other.
@@ -302,8 +369,9 @@ func TestAccVxlanTunnel_importFailsPartWay(t *testing.T) {
 }
 
 // TestAccVxlanTunnel_planNamesNodeChanges: what `terraform plan` prints: the per-node
-// changes on create too, and the kernel entries that name the tunnel but that no agent
-// record explains (a lost state dir), which the apply then takes over.
+// changes on create too, the kernel entries that name the tunnel but that no agent record
+// explains (a lost state dir), which the apply then takes over, and a route with nodenet's
+// mark that names no object, which the apply removes.
 func TestAccVxlanTunnel_planNamesNodeChanges(t *testing.T) {
 	l := newLab(t, hosts(2))
 	n1 := l.Hosts[0]
@@ -315,12 +383,15 @@ func TestAccVxlanTunnel_planNamesNodeChanges(t *testing.T) {
 			t.Errorf("the create plan lacks %q:\n%s", want, out)
 		}
 	}
-	// A device of the tunnel, marked as nodenet's, that n1's agent has no record of.
+	// A device of the tunnel, marked as nodenet's, that n1's agent has no record of; and a
+	// route with nodenet's protocol that names no object at all.
 	run(t, n1, "ip", "link", "add", "vxlan-test", "type", "vxlan", "id", "7", "dstport", "4789", "local", "192.168.0.21", "dev", "eth0", "nolearning")
 	run(t, n1, "ip", "link", "set", "vxlan-test", "alias", "nodenet:vxlan_tunnel/vxlan-test")
+	run(t, n1, "ip", "route", "add", "10.250.0.0/24", "via", "192.168.0.31", "dev", "eth0", "proto", "147")
 	before := run(t, n1, "ip", "-o", "link", "show", "vxlan-test")
 	out = cli.must("plan", "-no-color", "-input=false")
-	for _, want := range []string{"Warning: Unrecorded kernel entries of vxlan_tunnel/vxlan-test", "c1/n1 holds kernel entries marked as", "link vxlan-test ifalias nodenet:vxlan_tunnel/vxlan-test", "This apply takes them over"} {
+	for _, want := range []string{"Warning: Unrecorded kernel entries of vxlan_tunnel/vxlan-test", "c1/n1 holds kernel entries marked as", "link vxlan-test ifalias nodenet:vxlan_tunnel/vxlan-test", "This apply takes them over",
+		"Warning: Unexplained kernel entries on c1/n1", "route 10.250.0.0/24 via 192.168.0.31 dev eth0 proto 147", "-1 route"} {
 		if !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
 			t.Errorf("the plan lacks %q:\n%s", want, out)
 		}
@@ -328,6 +399,9 @@ func TestAccVxlanTunnel_planNamesNodeChanges(t *testing.T) {
 	cli.must("apply", "-no-color", "-input=false", "-auto-approve")
 	if after := run(t, n1, "ip", "-o", "link", "show", "vxlan-test"); strings.Fields(after)[0] != strings.Fields(before)[0] {
 		t.Errorf("the device was recreated, not taken over: %s -> %s", before, after)
+	}
+	if routes := run(t, n1, "ip", "route"); strings.Contains(routes, "10.250.0.0/24") {
+		t.Errorf("the apply left the unexplained route:\n%s", routes)
 	}
 	if _, err := cli.run("plan", "-no-color", "-input=false", "-detailed-exitcode"); err != nil {
 		t.Errorf("plan after the apply is not empty: %v", err)
