@@ -218,11 +218,19 @@ func warnFindings(diags *diag.Diagnostics, id string, infos map[string]*pb.NodeI
 					fmt.Sprintf("%s: %s: %s", key, p.GetProblem(), p.GetDetail()))
 			}
 		}
-		var entries []string
+		var entries, orphans []string
 		for _, u := range ni.GetUnexplained() {
-			if u.GetObjectId() == id {
+			switch u.GetObjectId() {
+			case id:
 				entries = append(entries, u.GetEntry()+" "+u.GetKey()+" "+u.GetDetail())
+			case "":
+				orphans = append(orphans, u.GetEntry()+" "+u.GetKey()+" "+u.GetDetail())
 			}
+		}
+		if len(orphans) > 0 {
+			diags.AddAttributeWarning(path.Root("members").AtMapKey(key), "Unexplained kernel entries on "+key,
+				fmt.Sprintf("%s holds entries marked as nodenet's that no object explains (a lost state dir, or made by hand): %s. The next apply or destroy that changes this node removes them.",
+					key, strings.Join(orphans, "; ")))
 		}
 		if len(entries) > 0 {
 			diags.AddAttributeWarning(path.Root("members").AtMapKey(key), "Unrecorded kernel entries of "+id,

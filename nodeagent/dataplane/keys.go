@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -77,4 +78,27 @@ func (d *Dataplane) Marked() ([]*pb.KernelEntry, error) {
 		out = append(out, &pb.KernelEntry{Entry: "route", Key: key, Detail: detail, ObjectId: objectOf[r.LinkIndex]})
 	}
 	return out, nil
+}
+
+// RemoveMarkedRoute removes the main-table routes to dst that carry nodenet's route protocol
+// (and no other route to dst). A route already gone is fine.
+func (d *Dataplane) RemoveMarkedRoute(dst string) error {
+	h, err := d.Handle()
+	if err != nil {
+		return err
+	}
+	defer h.Release()
+	routes, err := h.MainRoutes()
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Protocol != RouteProtocol || RouteDst(r) != dst {
+			continue
+		}
+		if err := h.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("remove %s: %w", h.DescribeRoute(r), err)
+		}
+	}
+	return nil
 }

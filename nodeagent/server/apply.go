@@ -37,8 +37,12 @@ func (s *Server) Apply(ctx context.Context, req *pb.ApplyRequest) (*pb.ApplyResp
 		return nil, err
 	}
 	res.Observed.Owner = obj.GetOwner()
-	s.log.Info("applied", "object", id, "owner", obj.GetOwner(), "dry_run", req.GetDryRun(), "changes", len(res.Changes))
-	return &pb.ApplyResponse{Observed: res.Observed, Changes: res.Changes}, nil
+	changes := res.Changes
+	if req.GetSweep() {
+		changes = append(changes, s.sweep(req.GetDryRun())...)
+	}
+	s.log.Info("applied", "object", id, "owner", obj.GetOwner(), "dry_run", req.GetDryRun(), "changes", len(changes))
+	return &pb.ApplyResponse{Observed: res.Observed, Changes: changes}, nil
 }
 
 // apply runs one Apply with the object's lock held. The intent (the owner and the kernel

@@ -20,6 +20,7 @@ import (
 
 // fakeKernel has a loopback and the marked entries a test gives it.
 type fakeKernel struct {
+	mu     sync.Mutex
 	marked []*pb.KernelEntry
 }
 
@@ -27,7 +28,24 @@ func (k *fakeKernel) Interfaces() ([]*pb.Interface, error) {
 	return []*pb.Interface{{Name: "lo", Index: 1, Mtu: 65536}}, nil
 }
 
-func (k *fakeKernel) Marked() ([]*pb.KernelEntry, error) { return k.marked, nil }
+func (k *fakeKernel) Marked() ([]*pb.KernelEntry, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]*pb.KernelEntry(nil), k.marked...), nil
+}
+
+func (k *fakeKernel) RemoveMarkedRoute(dst string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var keep []*pb.KernelEntry
+	for _, e := range k.marked {
+		if e.GetEntry() != "route" || e.GetKey() != dst {
+			keep = append(keep, e)
+		}
+	}
+	k.marked = keep
+	return nil
+}
 
 // fakeVx is a vxlan_tunnel reconciler that keeps devices in memory: the server's unit tests
 // need no kernel. The real one is tested in nodeagent/kinds/vxlan and in netns_test.go.

@@ -374,6 +374,54 @@ func TestRealUnexplained(t *testing.T) {
 	}
 }
 
+// TestRealSweep: a route with nodenet's protocol that names no object (through the
+// underlay, as a lost state dir leaves a pool's route, or typed by hand) is reported in Info;
+// an Apply or Delete with sweep removes it, a dry run only reports it, and routes that an
+// object owns, or of another protocol, stay.
+func TestRealSweep(t *testing.T) {
+	a := newRealAgent(t, "boot-1")
+	c := ctx(t)
+	ipOut(t, a.ns, "route", "add", "10.250.0.0/24", "via", "192.168.78.2", "dev", "u0", "proto", "147")
+	ipOut(t, a.ns, "route", "add", "10.251.0.0/24", "via", "192.168.78.2", "dev", "u0", "proto", "12")
+	info, err := a.client.Info(c, &pb.InfoRequest{})
+	if err != nil || len(info.GetUnexplained()) != 1 || info.GetUnexplained()[0].GetKey() != "10.250.0.0/24" {
+		t.Fatalf("Info should report the one unexplained route: %v %v", info.GetUnexplained(), err)
+	}
+	// A plain apply leaves it; a dry run with sweep reports it and leaves it.
+	if _, err := a.client.Apply(c, &pb.ApplyRequest{Object: tunnel("vxs", 100)}); err != nil {
+		t.Fatal(err)
+	}
+	dry, err := a.client.Apply(c, &pb.ApplyRequest{Object: tunnel("vxs", 100), DryRun: true, Sweep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dry.GetChanges()) != 1 || dry.GetChanges()[0].GetKey() != "10.250.0.0/24" || dry.GetChanges()[0].GetAction() != pb.Change_DELETE {
+		t.Fatalf("the dry run with sweep should report removing the route: %v", dry.GetChanges())
+	}
+	if !strings.Contains(ipOut(t, a.ns, "route"), "10.250.0.0/24") {
+		t.Fatal("a dry run removed the route")
+	}
+	if _, err := a.client.Apply(c, &pb.ApplyRequest{Object: tunnel("vxs", 100), Sweep: true}); err != nil {
+		t.Fatal(err)
+	}
+	routes := ipOut(t, a.ns, "route")
+	if strings.Contains(routes, "10.250.0.0/24") || !strings.Contains(routes, "10.251.0.0/24") {
+		t.Fatalf("the sweep should remove only nodenet's unexplained route:\n%s", routes)
+	}
+	// A delete with sweep reaches one added since.
+	ipOut(t, a.ns, "route", "add", "10.252.0.0/24", "via", "192.168.78.2", "dev", "u0", "proto", "147")
+	del, err := a.client.Delete(c, &pb.DeleteRequest{Id: "vxlan_tunnel/vxs", Owner: ownerA, Sweep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(ipOut(t, a.ns, "route"), "10.252.0.0/24") || len(del.GetChanges()) == 0 {
+		t.Fatalf("the delete with sweep left the unexplained route: %v", del.GetChanges())
+	}
+	if info, _ := a.client.Info(c, &pb.InfoRequest{}); len(info.GetUnexplained()) != 0 {
+		t.Fatalf("unexplained after the sweep: %v", info.GetUnexplained())
+	}
+}
+
 // TestRealTwoObjectsAtOnce: applies of two objects on one node run at the same time through
 // the server and the real dataplane; only one object's applies are serialised.
 func TestRealTwoObjectsAtOnce(t *testing.T) {

@@ -74,6 +74,9 @@ func (s *Server) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.DeleteR
 	if err != nil {
 		return nil, err
 	}
+	if req.GetSweep() && !req.GetRelease() {
+		changes = append(changes, s.sweep(req.GetDryRun())...)
+	}
 	s.log.Info("deleted", "object", id, "owner", req.GetOwner(), "dry_run", req.GetDryRun(), "release", req.GetRelease(), "changes", len(changes))
 	return &pb.DeleteResponse{Changes: changes}, nil
 }

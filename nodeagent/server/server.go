@@ -25,6 +25,8 @@ type Kernel interface {
 	Interfaces() ([]*pb.Interface, error)
 	// Marked lists the kernel entries that carry nodenet's marks.
 	Marked() ([]*pb.KernelEntry, error)
+	// RemoveMarkedRoute removes the main-table routes to dst with nodenet's protocol.
+	RemoveMarkedRoute(dst string) error
 }
 
 // Features are the contract features every agent of this version implements, besides one

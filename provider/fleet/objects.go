@@ -13,7 +13,8 @@ import (
 
 // The per-node object fan-out every resource uses: a resource is split into one object per
 // node (the same id and owner, each node its own spec), and these calls reach every node's
-// agent at once.
+// agent at once. Applies (and their dry runs) and deletes ask the agents to sweep too: the
+// routes with nodenet's mark that no object explains go with the next change of a node.
 
 // Objects are one resource's objects by node key.
 type Objects map[string]*pb.Object
@@ -35,7 +36,7 @@ func (f *Fleet) DryRun(ctx context.Context, objs Objects) (map[string]*pb.ApplyR
 
 func (f *Fleet) applyEach(ctx context.Context, objs Objects, keys []string, dryRun bool) (map[string]*pb.ApplyResponse, []*NodeError) {
 	return collect(ctx, f, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) (*pb.ApplyResponse, bool, error) {
-		resp, err := c.Apply(ctx, &pb.ApplyRequest{Object: objs[key], DryRun: dryRun})
+		resp, err := c.Apply(ctx, &pb.ApplyRequest{Object: objs[key], DryRun: dryRun, Sweep: true})
 		return resp, err == nil, err
 	})
 }
@@ -167,7 +168,7 @@ func (f *Fleet) Delete(ctx context.Context, id, owner string, keys []string) (ot
 	var mu sync.Mutex
 	others = map[string]string{}
 	errs = f.Each(ctx, keys, func(ctx context.Context, key string, c pb.NodeAgentClient) error {
-		_, err := c.Delete(ctx, &pb.DeleteRequest{Id: id, Owner: owner})
+		_, err := c.Delete(ctx, &pb.DeleteRequest{Id: id, Owner: owner, Sweep: true})
 		if reason, md := pb.Reason(err); reason == pb.ReasonOtherOwner {
 			mu.Lock()
 			others[key] = md["owner"]

@@ -2139,9 +2139,14 @@ func (x *Change) GetDetail() string {
 }
 
 type ApplyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Object        *Object                `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
-	DryRun        bool                   `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Object *Object                `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	DryRun bool                   `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Also remove the node's unexplained routes: routes with nodenet's protocol that no
+	// object owns, claims or holds and that go through no managed object's device (reported in
+	// Info's unexplained; left by a lost state dir, or added by hand). Reported as changes;
+	// with dry_run only reported.
+	Sweep         bool `protobuf:"varint,3,opt,name=sweep,proto3" json:"sweep,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2186,6 +2191,13 @@ func (x *ApplyRequest) GetObject() *Object {
 func (x *ApplyRequest) GetDryRun() bool {
 	if x != nil {
 		return x.DryRun
+	}
+	return false
+}
+
+func (x *ApplyRequest) GetSweep() bool {
+	if x != nil {
+		return x.Sweep
 	}
 	return false
 }
@@ -2340,7 +2352,9 @@ type DeleteRequest struct {
 	Owner string `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
 	// Forget the object and take back nodenet's marks, leaving its kernel objects in place
 	// (used to undo an import).
-	Release       bool `protobuf:"varint,4,opt,name=release,proto3" json:"release,omitempty"`
+	Release bool `protobuf:"varint,4,opt,name=release,proto3" json:"release,omitempty"`
+	// As in ApplyRequest: also remove the node's unexplained routes.
+	Sweep         bool `protobuf:"varint,5,opt,name=sweep,proto3" json:"sweep,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2399,6 +2413,13 @@ func (x *DeleteRequest) GetOwner() string {
 func (x *DeleteRequest) GetRelease() bool {
 	if x != nil {
 		return x.Release
+	}
+	return false
+}
+
+func (x *DeleteRequest) GetSweep() bool {
+	if x != nil {
+		return x.Sweep
 	}
 	return false
 }
@@ -2852,10 +2873,11 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\x06UPDATE\x10\x02\x12\n" +
 	"\n" +
 	"\x06DELETE\x10\x03\x12\v\n" +
-	"\aREPLACE\x10\x04\"S\n" +
+	"\aREPLACE\x10\x04\"i\n" +
 	"\fApplyRequest\x12*\n" +
 	"\x06object\x18\x01 \x01(\v2\x12.nodenet.v1.ObjectR\x06object\x12\x17\n" +
-	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"m\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12\x14\n" +
+	"\x05sweep\x18\x03 \x01(\bR\x05sweep\"m\n" +
 	"\rApplyResponse\x12.\n" +
 	"\bobserved\x18\x01 \x01(\v2\x12.nodenet.v1.ObjectR\bobserved\x12,\n" +
 	"\achanges\x18\x02 \x03(\v2\x12.nodenet.v1.ChangeR\achanges\"\x1c\n" +
@@ -2863,12 +2885,13 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"GetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"=\n" +
 	"\vGetResponse\x12.\n" +
-	"\bobserved\x18\x01 \x01(\v2\x12.nodenet.v1.ObjectR\bobserved\"h\n" +
+	"\bobserved\x18\x01 \x01(\v2\x12.nodenet.v1.ObjectR\bobserved\"~\n" +
 	"\rDeleteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12\x14\n" +
 	"\x05owner\x18\x03 \x01(\tR\x05owner\x12\x18\n" +
-	"\arelease\x18\x04 \x01(\bR\arelease\">\n" +
+	"\arelease\x18\x04 \x01(\bR\arelease\x12\x14\n" +
+	"\x05sweep\x18\x05 \x01(\bR\x05sweep\">\n" +
 	"\x0eDeleteResponse\x12,\n" +
 	"\achanges\x18\x01 \x03(\v2\x12.nodenet.v1.ChangeR\achanges\"\r\n" +
 	"\vListRequest\"<\n" +
