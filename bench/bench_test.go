@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -237,7 +238,7 @@ func runSize(b *testing.B, n int, tf, rc string) *result {
 		b.Fatalf("(a) terraform apply exited %d:\n%s", code, out)
 	}
 	r.apply = d
-	expectFull(b, "(a) terraform apply", samples, n)
+	expectFull(b, "(a) terraform apply", samples, nodes)
 	first, last := nodes[0], nodes[n-1]
 	if err := ping(first, last.overlay); err != nil {
 		b.Fatalf("(a) ping from %s to %s (%s) across the overlay: %v", first.key, last.key, last.overlay, err)
@@ -266,7 +267,7 @@ func runSize(b *testing.B, n int, tf, rc string) *result {
 		}
 	}
 	r.perEntry = time.Since(start)
-	expectFull(b, "(b) one command per entry", samples, n)
+	expectFull(b, "(b) one command per entry", samples, nodes)
 	removeDevices(b, nodes)
 
 	// (c) one ip batch and one bridge batch per node, sequentially and 16 nodes at once.
@@ -275,15 +276,15 @@ func runSize(b *testing.B, n int, tf, rc string) *result {
 		b.Fatal(err)
 	}
 	r.batchSeq = runBatches(b, batchDir, nodes, 1)
-	expectFull(b, "(c) ip/bridge -batch, sequential", samples, n)
+	expectFull(b, "(c) ip/bridge -batch, sequential", samples, nodes)
 	removeDevices(b, nodes)
 	r.batchPar = runBatches(b, batchDir, nodes, parallelism)
-	expectFull(b, fmt.Sprintf("(c) ip/bridge -batch, %d at once", parallelism), samples, n)
+	expectFull(b, fmt.Sprintf("(c) ip/bridge -batch, %d at once", parallelism), samples, nodes)
 	removeDevices(b, nodes)
 
 	// (d) the agents, driven by the provider's fan-out client: what Create does.
 	r.agents, r.agentsInfo, r.agentsPlan, r.agentsApply = viaAgents(b, l, nodes)
-	expectFull(b, "(d) agents via the fan-out client", samples, n)
+	expectFull(b, "(d) agents via the fan-out client", samples, nodes)
 	deleteViaAgents(b, l, nodes)
 	expectEmpty(b, "after Delete through the fleet", nodes)
 
@@ -521,70 +522,109 @@ func removeDevices(b *testing.B, nodes []*node) {
 	expectEmpty(b, "after removing the devices", nodes)
 }
 
-// counts are a node's FDB entries to other members' underlay, permanent neighbours and pod
-// routes on the device; ok is false when there is no device.
-func counts(nd *node) (fdb, neigh, routes int, ok bool, err error) {
-	if exec.Command("ip", "-n", nd.h.NS, "link", "show", "dev", devName).Run() != nil {
-		return 0, 0, 0, false, nil
-	}
-	run := func(args ...string) ([]string, error) {
-		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		var lines []string
-		for _, ln := range strings.Split(string(bytes.TrimSpace(out)), "\n") {
-			if ln = strings.TrimSpace(ln); ln != "" {
-				lines = append(lines, ln)
-			}
-		}
-		return lines, nil
-	}
-	count := func(lines []string, match func(string) bool) int {
-		c := 0
-		for _, ln := range lines {
-			if match(ln) {
-				c++
-			}
-		}
-		return c
-	}
-	lines, err := run("bridge", "-n", nd.h.NS, "fdb", "show", "dev", devName)
-	if err != nil {
-		return 0, 0, 0, true, err
-	}
-	fdb = count(lines, func(s string) bool { return strings.Contains(s, " dst 10.99.") })
-	if lines, err = run("ip", "-n", nd.h.NS, "neigh", "show", "dev", devName, "nud", "permanent"); err != nil {
-		return 0, 0, 0, true, err
-	}
-	neigh = count(lines, func(s string) bool { return strings.HasPrefix(s, "172.30.") && strings.Contains(s, " lladdr ") })
-	if lines, err = run("ip", "-n", nd.h.NS, "route", "show", "dev", devName); err != nil {
-		return 0, 0, 0, true, err
-	}
-	routes = count(lines, func(s string) bool { return strings.HasPrefix(s, "10.200.") })
-	return fdb, neigh, routes, true, nil
-}
-
-// expectFull fails unless every sampled node has n-1 FDB, neighbour and route entries.
-func expectFull(b *testing.B, way string, samples []*node, n int) {
+// expectFull fails unless every checked node has exactly the entries the mesh gives it: an
+// FDB entry (MAC -> underlay), a permanent neighbour (overlay -> MAC) and a route (pods via
+// overlay) for every other node, and none else in those ranges. At up to 10 nodes every node
+// is checked (the CI smoke run), above that the sampled ones.
+func expectFull(b *testing.B, way string, samples, nodes []*node) {
 	b.Helper()
-	for _, nd := range samples {
-		fdb, neigh, routes, ok, err := counts(nd)
+	n := len(nodes)
+	check := samples
+	if n <= 10 {
+		check = nodes
+	}
+	for _, nd := range check {
+		got, ok, err := entriesOf(nd)
 		if err != nil {
 			b.Fatalf("%s: %s: %v", way, nd.key, err)
 		}
-		if !ok || fdb != n-1 || neigh != n-1 || routes != n-1 {
-			b.Fatalf("%s: %s has device=%t, %d FDB, %d neighbour and %d route entries; want %d of each",
-				way, nd.key, ok, fdb, neigh, routes, n-1)
+		if !ok {
+			b.Fatalf("%s: %s has no device %s", way, nd.key, devName)
+		}
+		if want := wantEntries(nd, nodes); got != want {
+			b.Fatalf("%s: %s has other entries than the mesh gives it (%d of each kind wanted):\n--- got\n%s\n--- want\n%s", way, nd.key, n-1, got, want)
 		}
 	}
+}
+
+// wantEntries are nd's FDB, neighbour and route entries in the form entriesOf reads them.
+func wantEntries(nd *node, nodes []*node) string {
+	var fdb, neigh, routes []string
+	for _, o := range nodes {
+		if o == nd {
+			continue
+		}
+		fdb = append(fdb, "fdb "+o.mac+" dst "+o.underlay)
+		neigh = append(neigh, "neigh "+o.overlay+" lladdr "+o.mac)
+		routes = append(routes, "route "+o.pods+" via "+o.overlay)
+	}
+	return joinSorted(fdb, neigh, routes)
+}
+
+// entriesOf reads nd's FDB entries to underlays, permanent neighbours of overlay addresses
+// and routes to pod ranges on the device (ok false: no device).
+func entriesOf(nd *node) (entries string, ok bool, err error) {
+	if exec.Command("ip", "-n", nd.h.NS, "link", "show", "dev", devName).Run() != nil {
+		return "", false, nil
+	}
+	var fdb, neigh, routes []string
+	lines, err := outLines("bridge", "-n", nd.h.NS, "fdb", "show", "dev", devName)
+	if err != nil {
+		return "", true, err
+	}
+	for _, ln := range lines {
+		if f := strings.Fields(ln); len(f) >= 3 && f[1] == "dst" && strings.HasPrefix(f[2], "10.99.") {
+			fdb = append(fdb, "fdb "+f[0]+" dst "+f[2])
+		}
+	}
+	if lines, err = outLines("ip", "-n", nd.h.NS, "neigh", "show", "dev", devName, "nud", "permanent"); err != nil {
+		return "", true, err
+	}
+	for _, ln := range lines {
+		if f := strings.Fields(ln); len(f) >= 3 && f[1] == "lladdr" && strings.HasPrefix(f[0], "172.30.") {
+			neigh = append(neigh, "neigh "+f[0]+" lladdr "+f[2])
+		}
+	}
+	if lines, err = outLines("ip", "-n", nd.h.NS, "route", "show", "dev", devName); err != nil {
+		return "", true, err
+	}
+	for _, ln := range lines {
+		if f := strings.Fields(ln); len(f) >= 3 && f[1] == "via" && strings.HasPrefix(f[0], "10.200.") {
+			routes = append(routes, "route "+f[0]+" via "+f[2])
+		}
+	}
+	return joinSorted(fdb, neigh, routes), true, nil
+}
+
+func joinSorted(parts ...[]string) string {
+	var all []string
+	for _, p := range parts {
+		sort.Strings(p)
+		all = append(all, p...)
+	}
+	return strings.Join(all, "\n")
+}
+
+// outLines runs a command and returns its non-empty output lines.
+func outLines(args ...string) ([]string, error) {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	var lines []string
+	for _, ln := range strings.Split(string(bytes.TrimSpace(out)), "\n") {
+		if ln = strings.TrimSpace(ln); ln != "" {
+			lines = append(lines, ln)
+		}
+	}
+	return lines, nil
 }
 
 // expectEmpty fails if any of the nodes still has the device.
 func expectEmpty(b *testing.B, when string, nodes []*node) {
 	b.Helper()
 	for _, nd := range nodes {
-		_, _, _, ok, err := counts(nd)
+		_, ok, err := entriesOf(nd)
 		if err != nil {
 			b.Fatalf("%s: %s: %v", when, nd.key, err)
 		}
