@@ -120,6 +120,18 @@ type EntryHolder interface {
 	HeldBy(key string) string
 }
 
+// EntryYielder is implemented by runtimes whose entries give way to objects, like the BGP
+// speaker's learned routes: a pool with encapsulation claims the routes to the other nodes'
+// blocks that the speaker also learns. The server lets the object's claim through and has the
+// runtime Yield the entry (forget it as its own, leaving the kernel to the object); when no
+// object claims a key any more, Reclaim hands it back, and the runtime programs it again if
+// it still has it.
+type EntryYielder interface {
+	EntryHolder
+	Yield(key, by string) bool
+	Reclaim(keys []string)
+}
+
 // ConflictError is something in the way that the object does not own (FailedPrecondition).
 type ConflictError struct{ Msg string }
 

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/reconcile"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
 
@@ -21,6 +22,9 @@ type claimIndex struct {
 	// held are the entries runtimes hold (routes the BGP speaker learned), asked without
 	// mu held: a runtime asks heldByObjects while it holds its own lock.
 	held []func(key string) string
+	// yielders are the runtimes whose entries give way to an object's claim (called
+	// without mu held, for the same reason).
+	yielders []reconcile.EntryYielder
 }
 
 func newClaimIndex() *claimIndex {
@@ -63,15 +67,58 @@ func (c *claimIndex) conflict(id string, keys []string) (key, holder string) {
 	return c.runtimeConflict(id, keys)
 }
 
+// runtimeConflict is the first of keys that a runtime holds and does not give way on.
 func (c *claimIndex) runtimeConflict(id string, keys []string) (string, string) {
 	sorted := append([]string(nil), keys...)
 	sort.Strings(sorted)
 	for _, k := range sorted {
-		if h := c.heldByRuntime(k); h != "" && h != id {
+		if h := c.heldByRuntime(k); h != "" && h != id && !c.yieldable(k) {
 			return k, h
 		}
 	}
 	return "", ""
+}
+
+// yieldable tells whether a runtime that gives way holds key.
+func (c *claimIndex) yieldable(key string) bool {
+	for _, y := range c.yielders {
+		if y.HeldBy(key) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// yield has the runtimes that give way let go of the keys object id claims now.
+func (c *claimIndex) yield(id string, keys []string) {
+	for _, y := range c.yielders {
+		for _, k := range keys {
+			if y.HeldBy(k) != "" {
+				y.Yield(k, id)
+			}
+		}
+	}
+}
+
+// reclaim hands the runtimes that give way the keys that id held and no object holds now.
+func (c *claimIndex) reclaim(id string, before []string) {
+	if len(c.yielders) == 0 || len(before) == 0 {
+		return
+	}
+	var free []string
+	c.mu.Lock()
+	for _, k := range before {
+		if c.holder[k] == "" {
+			free = append(free, k)
+		}
+	}
+	c.mu.Unlock()
+	if len(free) == 0 {
+		return
+	}
+	for _, y := range c.yielders {
+		y.Reclaim(free)
+	}
 }
 
 func (c *claimIndex) conflictLocked(id string, keys []string) (string, string) {
@@ -91,19 +138,24 @@ func (c *claimIndex) add(id string, keys []string) (key, holder string) {
 		return k, h
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if k, h := c.conflictLocked(id, keys); h != "" {
+		c.mu.Unlock()
 		return k, h
 	}
 	c.setLocked(id, union(c.byID[id], keys))
+	c.mu.Unlock()
+	c.yield(id, keys)
 	return "", ""
 }
 
-// set makes keys exactly what id holds (none: id holds nothing).
+// set makes keys exactly what id holds (none: id holds nothing). Keys id let go of that no
+// other object holds go back to the runtimes that gave way on them.
 func (c *claimIndex) set(id string, keys []string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	before := append([]string(nil), c.byID[id]...)
 	c.setLocked(id, keys)
+	c.mu.Unlock()
+	c.reclaim(id, before)
 }
 
 func (c *claimIndex) setLocked(id string, keys []string) {

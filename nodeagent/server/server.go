@@ -86,6 +86,9 @@ func New(cfg Config) (*Server, error) {
 		if h, ok := r.(reconcile.EntryHolder); ok {
 			s.claims.held = append(s.claims.held, h.HeldBy)
 		}
+		if y, ok := r.(reconcile.EntryYielder); ok {
+			s.claims.yielders = append(s.claims.yielders, y)
+		}
 	}
 	if cfg.ProbeKernelFeatures != nil {
 		feats, rel, err := cfg.ProbeKernelFeatures()

@@ -85,4 +85,10 @@ func reflectorObject(id string, v *pb.BgpReflector) *pb.Object {
 // HeldBy: the routes the speaker learned are the speaker object's.
 func (s *Speaker) HeldBy(key string) string { return s.sp.HeldBy(key) }
 
+// Yield: a learned route gives way to an object that claims it (an encapsulated pool's).
+func (s *Speaker) Yield(key, by string) bool { return s.sp.Yield(key, by) }
+
+// Reclaim: routes no object claims any more are programmed from the best paths again.
+func (s *Speaker) Reclaim(keys []string) { s.sp.Reclaim(keys) }
+
 var _ reconcile.EntryHolder = (*Speaker)(nil)

@@ -56,7 +56,7 @@ func ValidateIpipTunnel(p string, t *IpipTunnel) error {
 	if err := ValidateIfName(p+"name", t.GetName()); err != nil {
 		return err
 	}
-	if _, err := ParseInterfaceAddress(p+"address", t.GetAddress()); err != nil {
+	if _, err := ParseDeviceAddress(p+"address", t.GetAddress()); err != nil {
 		return err
 	}
 	if t.GetMtu() != 0 {
