@@ -142,9 +142,14 @@ type NodeInfo struct {
 	// Kernel objects marked as nodenet's (ifalias "nodenet:...", route protocol 147) that no
 	// managed object explains, e.g. left by a lost state dir. An Apply of the object id they
 	// name takes them over; a Delete of it removes them.
-	Unexplained   []*KernelEntry `protobuf:"bytes,10,rep,name=unexplained,proto3" json:"unexplained,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Unexplained []*KernelEntry `protobuf:"bytes,10,rep,name=unexplained,proto3" json:"unexplained,omitempty"`
+	// Where the agent writes CNI configurations (--cni-conf-dir); "" when it writes none.
+	CniConfDir string `protobuf:"bytes,11,opt,name=cni_conf_dir,json=cniConfDir,proto3" json:"cni_conf_dir,omitempty"`
+	// The host-local IPAM data dir the node's CNI configurations name (--cni-ipam-data-dir);
+	// "" for host-local's default.
+	CniIpamDataDir string `protobuf:"bytes,12,opt,name=cni_ipam_data_dir,json=cniIpamDataDir,proto3" json:"cni_ipam_data_dir,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *NodeInfo) Reset() {
@@ -245,6 +250,20 @@ func (x *NodeInfo) GetUnexplained() []*KernelEntry {
 		return x.Unexplained
 	}
 	return nil
+}
+
+func (x *NodeInfo) GetCniConfDir() string {
+	if x != nil {
+		return x.CniConfDir
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetCniIpamDataDir() string {
+	if x != nil {
+		return x.CniIpamDataDir
+	}
+	return ""
 }
 
 type ObjectProblem struct {
@@ -2688,7 +2707,7 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16nodenet/v1/agent.proto\x12\n" +
 	"nodenet.v1\"\r\n" +
-	"\vInfoRequest\"\x80\x04\n" +
+	"\vInfoRequest\"\xcd\x04\n" +
 	"\bNodeInfo\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12#\n" +
@@ -2702,7 +2721,10 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\aboot_id\x18\b \x01(\tR\x06bootId\x125\n" +
 	"\bproblems\x18\t \x03(\v2\x19.nodenet.v1.ObjectProblemR\bproblems\x129\n" +
 	"\vunexplained\x18\n" +
-	" \x03(\v2\x17.nodenet.v1.KernelEntryR\vunexplained\x1aA\n" +
+	" \x03(\v2\x17.nodenet.v1.KernelEntryR\vunexplained\x12 \n" +
+	"\fcni_conf_dir\x18\v \x01(\tR\n" +
+	"cniConfDir\x12)\n" +
+	"\x11cni_ipam_data_dir\x18\f \x01(\tR\x0ecniIpamDataDir\x1aA\n" +
 	"\x13KernelFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"Q\n" +
