@@ -14,6 +14,9 @@
 //	hosts/<node>/state/                        agent state dir
 //	hosts/<node>/boot_id                       the host's boot id (rewrite to simulate a reboot)
 //	hosts/<node>/agent.log                     agent output
+//	hosts/<node>/cni/net.d/                    the node's CNI configuration directory (the agent's --cni-conf-dir)
+//	hosts/<node>/cni/ipam/                     host-local's leases, for a configuration that names it as dataDir
+//	hosts/<node>/cni/cache/                    the CNI runtime's cache of results (a node's /var/lib/cni)
 //	provider-nodenet.hcl                       ProviderHCL() (not *.tf on purpose)
 package lab
 
@@ -59,6 +62,9 @@ type AgentConfig struct {
 	StateDir      string
 	BootIDFile    string
 	LogFile       string
+	// CNIConfDir is the host's CNI configuration directory, where the agent writes the CNI
+	// configurations of IP pools (--cni-conf-dir; /etc/cni/net.d on a node).
+	CNIConfDir string
 }
 
 // StartAgent starts one agent; stop must stop it without removing anything from the
@@ -123,6 +129,10 @@ type Host struct {
 
 	Dir, StateDir, BootIDFile, LogFile string
 	CertFile, KeyFile                  string
+	// CNIConfDir is the host's CNI configuration directory (the agent's --cni-conf-dir);
+	// CNIDataDir is for host-local's leases (a configuration's dataDir: its default is
+	// outside the lab); CNICacheDir is where a CNI runtime on the host keeps its results.
+	CNIConfDir, CNIDataDir, CNICacheDir string
 }
 
 var labSeq atomic.Int32
@@ -241,6 +251,9 @@ func Up(ctx context.Context, o Options) (_ *Lab, err error) {
 		h.StateDir = filepath.Join(h.Dir, "state")
 		h.BootIDFile = filepath.Join(h.Dir, "boot_id")
 		h.LogFile = filepath.Join(h.Dir, "agent.log")
+		h.CNIConfDir = filepath.Join(h.Dir, "cni", "net.d")
+		h.CNIDataDir = filepath.Join(h.Dir, "cni", "ipam")
+		h.CNICacheDir = filepath.Join(h.Dir, "cni", "cache")
 		h.CertFile, h.KeyFile = pki.NodeCertFiles(filepath.Join(dir, "pki"), spec.Cluster, spec.Name)
 		if spec.PodCIDR.IsValid() {
 			h.PodNS = fmt.Sprintf("%sp%d", o.Prefix, idx)
@@ -333,8 +346,10 @@ func (l *Lab) writeFiles() error {
 		}
 		write(h.CertFile, sc, 0o644)
 		write(h.KeyFile, sk, 0o600)
-		if err == nil {
-			err = os.MkdirAll(h.StateDir, 0o755)
+		for _, d := range []string{h.StateDir, h.CNIConfDir} {
+			if err == nil {
+				err = os.MkdirAll(d, 0o755)
+			}
 		}
 		if err == nil {
 			err = h.SetBootID("")
@@ -411,6 +426,7 @@ func (l *Lab) StartAgent(h *Host) error {
 		StateDir:     h.StateDir,
 		BootIDFile:   h.BootIDFile,
 		LogFile:      h.LogFile,
+		CNIConfDir:   h.CNIConfDir,
 	}
 	stop, err := l.start(cfg)
 	if err != nil {

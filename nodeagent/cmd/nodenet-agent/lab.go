@@ -51,6 +51,7 @@ type labHostRec struct {
 	CertFile     string `json:"cert_file"`
 	KeyFile      string `json:"key_file"`
 	ClientCAFile string `json:"client_ca_file"`
+	CNIConfDir   string `json:"cni_conf_dir,omitempty"`
 }
 
 const labFile = "lab.json"
@@ -243,7 +244,7 @@ func newLabRecord(l *lab.Lab, pids map[string]int) *labRecord {
 		rec.Hosts = append(rec.Hosts, labHostRec{Cluster: h.Cluster, Name: h.Name, NS: h.NS, PodNS: h.PodNS,
 			Underlay: h.UnderlayIP.String(), AgentAddr: h.AgentAddr, PID: pids[h.Name], LogFile: h.LogFile,
 			NetnsPath: h.NSPath, StateDir: h.StateDir, BootIDFile: h.BootIDFile, CertFile: h.CertFile, KeyFile: h.KeyFile,
-			ClientCAFile: l.CAFile})
+			ClientCAFile: l.CAFile, CNIConfDir: h.CNIConfDir})
 	}
 	return rec
 }

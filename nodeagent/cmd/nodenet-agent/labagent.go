@@ -309,6 +309,7 @@ func startAgain(h *labHostRec) (*detached, error) {
 		Cluster: h.Cluster, Node: h.Name, NetnsPath: h.NetnsPath, Listener: ln,
 		CAFile: h.ClientCAFile, CertFile: h.CertFile, KeyFile: h.KeyFile, ClientCAFile: h.ClientCAFile,
 		StateDir: h.StateDir, BootIDFile: h.BootIDFile, LogFile: h.LogFile,
+		CNIConfDir: h.CNIConfDir, // "" in a lab.json written before it was recorded: the agent's default
 	})
 	if err != nil {
 		ln.Close()
