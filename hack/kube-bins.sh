@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${NODENET_CACHE:-/var/cache/nodenet}
-kube_version=v1.34.2 # keep in step with tools/kube/go.mod and provider/kube/kubetest
-cni_version=v1.9.1   # keep in step with provider/kube/kubetest
+kube_version=v1.34.2 # keep in step with tools/kube/go.mod and internal/testbin
+cni_version=v1.9.1   # keep in step with internal/testbin
 
 kube_dir=$cache/kube-$kube_version
 for tool in kube-apiserver kubectl; do
