@@ -104,8 +104,7 @@ func Add(ctx context.Context, l *lab.Lab, h *lab.Host, name string, o Options) (
 	}
 	p := &Pod{
 		Name: name, Host: h, NS: ns, NSPath: filepath.Join(lab.NetnsDir, ns), ContainerID: ns, IfName: o.IfName,
-		ConfFile: file, Network: list.Name, lab: l, list: list,
-		cni: libcni.NewCNIConfigWithCacheDir([]string{o.PluginDir}, h.CNICacheDir, &hostExec{ns: h.NS, log: filepath.Join(filepath.Dir(h.CNICacheDir), "plugins.log")}),
+		ConfFile: file, Network: list.Name, lab: l, list: list, cni: hostRuntime(h, o.PluginDir),
 	}
 	p.rt = &libcni.RuntimeConf{ContainerID: p.ContainerID, NetNS: p.NSPath, IfName: p.IfName}
 	res, err := p.cni.AddNetworkList(ctx, list, p.rt)
@@ -119,6 +118,55 @@ func Add(ctx context.Context, l *lab.Lab, h *lab.Host, name string, o Options) (
 		return nil, errors.Join(err, p.Delete(context.WithoutCancel(ctx)))
 	}
 	return p, nil
+}
+
+// hostRuntime is libcni as a runtime on h uses it: plugins from pluginDir run in h's namespace,
+// results cached in the host's directory (not the machine's /var/lib/cni).
+func hostRuntime(h *lab.Host, pluginDir string) *libcni.CNIConfig {
+	return libcni.NewCNIConfigWithCacheDir([]string{pluginDir}, h.CNICacheDir,
+		&hostExec{ns: h.NS, log: filepath.Join(filepath.Dir(h.CNICacheDir), "plugins.log")})
+}
+
+// Attach runs CNI ADD of config, one plugin's configuration or a list as a
+// NetworkAttachmentDefinition holds it, for interface ifName of the existing namespace at
+// nsPath (CNI_CONTAINERID is its name), with the plugins of the cache running in h's
+// namespace: what Multus does for a pod's secondary interface. detach runs CNI DEL; a
+// failed ADD runs it at once.
+func Attach(ctx context.Context, h *lab.Host, nsPath, ifName, config string) (_ *types100.Result, detach func(context.Context) error, err error) {
+	cni := hostRuntime(h, testbin.CNIDir())
+	rt := &libcni.RuntimeConf{ContainerID: filepath.Base(nsPath), NetNS: nsPath, IfName: ifName}
+	var probe struct {
+		Plugins json.RawMessage `json:"plugins"`
+	}
+	if err := json.Unmarshal([]byte(config), &probe); err != nil {
+		return nil, nil, fmt.Errorf("cnipod: CNI configuration: %w", err)
+	}
+	var add func(context.Context) (types.Result, error)
+	if probe.Plugins != nil {
+		list, err := libcni.NetworkConfFromBytes([]byte(config))
+		if err != nil {
+			return nil, nil, fmt.Errorf("cnipod: %w", err)
+		}
+		add = func(ctx context.Context) (types.Result, error) { return cni.AddNetworkList(ctx, list, rt) }
+		detach = func(ctx context.Context) error { return cni.DelNetworkList(ctx, list, rt) }
+	} else {
+		pc, err := libcni.NetworkPluginConfFromBytes([]byte(config))
+		if err != nil {
+			return nil, nil, fmt.Errorf("cnipod: %w", err)
+		}
+		add = func(ctx context.Context) (types.Result, error) { return cni.AddNetwork(ctx, pc, rt) }
+		detach = func(ctx context.Context) error { return cni.DelNetwork(ctx, pc, rt) }
+	}
+	res, err := add(ctx)
+	var r *types100.Result
+	if err == nil {
+		r, err = types100.NewResultFromResult(res)
+	}
+	if err != nil {
+		err = fmt.Errorf("cnipod: CNI ADD of %s in %s on %s: %w", ifName, nsPath, h.Name, err)
+		return nil, nil, errors.Join(err, detach(context.WithoutCancel(ctx)))
+	}
+	return r, detach, nil
 }
 
 // take reads the pod's address from the plugins' result.

@@ -250,3 +250,39 @@ func TestLoad(t *testing.T) {
 		t.Errorf(".conf file taken as a list: %v", err)
 	}
 }
+
+// TestAttach: one plugin's configuration, as a NetworkAttachmentDefinition holds it, added
+// as a second interface of an existing namespace and removed again, as Multus does.
+func TestAttach(t *testing.T) {
+	needRoot(t)
+	Require(t)
+	l, h := oneHost(t)
+	ns, err := l.AddNamespace("pod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsPath := filepath.Join(lab.NetnsDir, ns)
+	config := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"second","type":"ptp","ipam":{"type":"host-local","ranges":[[{"subnet":"10.250.0.0/28"}]],"dataDir":%q}}`, h.CNIDataDir)
+	res, detach, err := Attach(context.Background(), h, nsPath, "net1", config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.IPs) != 1 || res.IPs[0].Address.String() != "10.250.0.2/28" {
+		t.Errorf("result %+v", res)
+	}
+	if out, err := lab.RunIn(ns, "ping", "-c1", "-W2", h.UnderlayIP.Addr().String()); err == nil {
+		t.Errorf("reached the host without a route to it:\n%s", out)
+	}
+	if out, err := lab.RunIn(ns, "ping", "-c1", "-W2", "10.250.0.1"); err != nil {
+		t.Errorf("net1's gateway: %v\n%s", err, out)
+	}
+	if err := detach(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := lab.RunIn(ns, "ip", "link", "show", "net1"); err == nil {
+		t.Errorf("net1 after DEL:\n%s", out)
+	}
+	if leases, _ := filepath.Glob(filepath.Join(h.CNIDataDir, "second", "10.*")); len(leases) != 0 {
+		t.Errorf("leases after DEL: %v", leases)
+	}
+}
