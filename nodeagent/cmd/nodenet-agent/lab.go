@@ -277,8 +277,8 @@ func readLab(dir string) (*labRecord, error) {
 	return &rec, nil
 }
 
-// fillLegacy fills the paths a lab.json from before `lab start` lacks, from the layout
-// labs had then.
+// fillLegacy fills the paths an older lab.json lacks (from before `lab start`, or before the
+// CNI configuration directory), from the layout labs had then.
 func (h *labHostRec) fillLegacy(rec *labRecord) {
 	hostDir := filepath.Join(rec.Dir, "hosts", h.Name)
 	for _, f := range []struct {
@@ -291,6 +291,9 @@ func (h *labHostRec) fillLegacy(rec *labRecord) {
 		{&h.CertFile, filepath.Join(rec.Dir, "pki", h.Name+".pem")},
 		{&h.KeyFile, filepath.Join(rec.Dir, "pki", h.Name+"-key.pem")},
 		{&h.ClientCAFile, rec.CAFile},
+		// Before the CNI configuration directory was recorded: the lab's, never the
+		// agent's default (the machine's /etc/cni/net.d).
+		{&h.CNIConfDir, filepath.Join(hostDir, "cni", "net.d")},
 	} {
 		if *f.v == "" {
 			*f.v = f.old
