@@ -3,6 +3,7 @@ module github.com/nodenet/terraform-provider-nodenet
 go 1.26.8
 
 require (
+	github.com/containernetworking/cni v1.3.0
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.7.0
 	github.com/hashicorp/go-uuid v1.0.3

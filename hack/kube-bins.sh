@@ -3,13 +3,13 @@
 # the clone (default /var/cache/nodenet, or $NODENET_CACHE), and reuses them afterwards:
 #   kube-<version>/kube-apiserver, kube-<version>/kubectl  from tools/kube (k8s.io/kubernetes,
 #                                                          about 9 minutes the first time)
-#   cni-<version>/macvlan, cni-<version>/static           the reference CNI plugins (go install)
+#   cni-<version>/macvlan, static, ptp, host-local         the reference CNI plugins (go install)
 # Prints nothing and exits 0 when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${NODENET_CACHE:-/var/cache/nodenet}
-kube_version=v1.34.2 # keep in step with tools/kube/go.mod and provider/kube/kubetest
-cni_version=v1.9.1   # keep in step with provider/kube/kubetest
+kube_version=v1.34.2 # keep in step with tools/kube/go.mod and internal/testbin
+cni_version=v1.9.1   # keep in step with internal/testbin
 
 kube_dir=$cache/kube-$kube_version
 for tool in kube-apiserver kubectl; do
@@ -21,10 +21,15 @@ for tool in kube-apiserver kubectl; do
 done
 
 cni_dir=$cache/cni-$cni_version
-if [ ! -x "$cni_dir/macvlan" ] || [ ! -x "$cni_dir/static" ]; then
-  echo "installing CNI plugins macvlan, static $cni_version into $cni_dir (once)"
+cni_plugins=(main/macvlan ipam/static main/ptp ipam/host-local)
+missing=() names=()
+for p in "${cni_plugins[@]}"; do
+  [ -x "$cni_dir/${p#*/}" ] && continue
+  missing+=("github.com/containernetworking/plugins/plugins/$p@$cni_version")
+  names+=("${p#*/}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing CNI plugins ${names[*]} $cni_version into $cni_dir (once)"
   mkdir -p "$cni_dir"
-  GOBIN=$cni_dir go install \
-    "github.com/containernetworking/plugins/plugins/main/macvlan@$cni_version" \
-    "github.com/containernetworking/plugins/plugins/ipam/static@$cni_version"
+  GOBIN=$cni_dir go install "${missing[@]}"
 fi

@@ -2,9 +2,8 @@ package provider
 
 import (
 	"bytes"
+	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -12,14 +11,16 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/lab"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/lab/cnipod"
 	"github.com/nodenet/terraform-provider-nodenet/provider/kube"
 	"github.com/nodenet/terraform-provider-nodenet/provider/kube/kubetest"
 )
 
 // TestAccNetworkAttachment_realCNI: the configuration nodenet writes is run by the reference
 // CNI macvlan plugin (static IPAM in place of whereabouts, which needs a cluster datastore) on
-// the pod namespace behind work01, as Multus would run it; the pod then reaches the peer on
-// eth1's segment, which it could not before.
+// the pod namespace behind work01, through libcni as Multus runs it (the plugin in work01's
+// namespace, where the master is); the pod then reaches the peer on eth1's segment, which it
+// could not before.
 func TestAccNetworkAttachment_realCNI(t *testing.T) {
 	kubetest.Require(t, "macvlan", "static")
 	k := newKubeLab(t, nil)
@@ -57,11 +58,12 @@ resource "nodenet_network_attachment" "macvlan" {
 					return fmt.Errorf("annotation %s = %q, want example.com/eth1", kube.ResourceNameAnnotation, got)
 				}
 				rendered := s.RootModule().Resources["nodenet_network_attachment.macvlan"].Primary.Attributes["rendered_config"]
-				if err := cni(w1, "ADD", rendered); err != nil {
-					return err
+				_, detach, err := cnipod.Attach(context.Background(), w1, filepath.Join(lab.NetnsDir, w1.PodNS), "eth1", rendered)
+				if err != nil {
+					return fmt.Errorf("%w\nconfig: %s", err, rendered)
 				}
 				defer func() {
-					if err := cni(w1, "DEL", rendered); err != nil {
+					if err := detach(context.Background()); err != nil {
 						t.Error(err)
 					}
 				}()
@@ -72,18 +74,4 @@ resource "nodenet_network_attachment" "macvlan" {
 			},
 		}},
 	})
-}
-
-// cni runs the macvlan plugin in h's namespace (where the master is) on h's pod namespace.
-func cni(h *lab.Host, command, config string) error {
-	plugin := kubetest.Binary("macvlan")
-	cmd := exec.Command("ip", "netns", "exec", h.NS, plugin)
-	cmd.Env = append(os.Environ(), "CNI_COMMAND="+command, "CNI_CONTAINERID=nodenet-acc", "CNI_IFNAME=eth1",
-		"CNI_NETNS="+filepath.Join(lab.NetnsDir, h.PodNS), "CNI_PATH="+filepath.Dir(plugin))
-	cmd.Stdin = bytes.NewBufferString(config)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("CNI %s with %s: %v\nconfig: %s\noutput: %s", command, plugin, err, config, out)
-	}
-	return nil
 }

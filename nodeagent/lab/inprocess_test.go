@@ -31,7 +31,7 @@ func TestInProcessAgentLogsRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := AgentConfig{Cluster: "c1", Node: "n1", NetnsPath: nsPath(ns), StateDir: filepath.Join(dir, "state"),
-		BootIDFile: filepath.Join(dir, "boot_id"), LogFile: filepath.Join(dir, "agent.log")}
+		BootIDFile: filepath.Join(dir, "boot_id"), LogFile: filepath.Join(dir, "agent.log"), CNIConfDir: filepath.Join(dir, "net.d")}
 	cfg.CertFile, cfg.KeyFile = pki.NodeCertFiles(dir, "c1", "n1")
 	cfg.CAFile = filepath.Join(dir, "ca.pem")
 	cfg.ClientCAFile = cfg.CAFile
@@ -67,6 +67,9 @@ func TestInProcessAgentLogsRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	log, _ := os.ReadFile(cfg.LogFile)
+	if !strings.Contains(string(log), " cni_conf_dir="+cfg.CNIConfDir+" ") {
+		t.Errorf("the agent does not log the CNI configuration directory it was given:\n%s", log)
+	}
 	for _, line := range strings.Split(string(log), "\n") {
 		if strings.Contains(line, `msg="refused TLS handshake"`) && strings.Contains(line, " peer="+peer+" ") &&
 			strings.Contains(line, `reason="tls: client didn't provide a certificate"`) {

@@ -1,6 +1,7 @@
 // Package lab builds a test lab of Linux network namespaces for nodenet: N "hosts" on one
-// underlay bridge, optional Calico-style "pods" behind hosts, a PKI, and one agent per host
-// listening on 127.0.0.1 in the root namespace.
+// underlay bridge, optionally in several subnets with a router between them, optional
+// Calico-style "pods" behind hosts, a PKI, and one agent per host listening on 127.0.0.1 in
+// the root namespace.
 //
 // Everything is made through netlink handles opened inside the lab's namespaces; the root
 // network namespace only gets the agents' 127.0.0.1 listeners. Every namespace name starts
@@ -14,6 +15,9 @@
 //	hosts/<node>/state/                        agent state dir
 //	hosts/<node>/boot_id                       the host's boot id (rewrite to simulate a reboot)
 //	hosts/<node>/agent.log                     agent output
+//	hosts/<node>/cni/net.d/                    the node's CNI configuration directory (the agent's --cni-conf-dir)
+//	hosts/<node>/cni/ipam/                     host-local's leases, for a configuration that names it as dataDir
+//	hosts/<node>/cni/cache/                    the CNI runtime's cache of results (a node's /var/lib/cni)
 //	provider-nodenet.hcl                       ProviderHCL() (not *.tf on purpose)
 package lab
 
@@ -59,6 +63,9 @@ type AgentConfig struct {
 	StateDir      string
 	BootIDFile    string
 	LogFile       string
+	// CNIConfDir is the host's CNI configuration directory, where the agent writes the CNI
+	// configurations of IP pools (--cni-conf-dir; /etc/cni/net.d on a node).
+	CNIConfDir string
 }
 
 // StartAgent starts one agent; stop must stop it without removing anything from the
@@ -78,14 +85,46 @@ type Options struct {
 	// NoPodRoutes leaves out the static routes between the pods of a cluster's hosts: the
 	// system under test (BGP) routes them.
 	NoPodRoutes bool
+	// Router, when set, routes between the underlay subnets of the hosts.
+	Router *RouterSpec
+}
+
+// RouterSpec is a router between underlay subnets: a namespace on the underlay bridge with
+// one address in each subnet and IP forwarding on, like the router between two racks. Every
+// host's subnet must be one of the router's; each host gets a route to each other subnet via
+// the router's address in its own subnet. The subnets share the bridge (one layer-2
+// network), but a host only reaches the others' addresses through the router.
+type RouterSpec struct {
+	Addrs []netip.Prefix // e.g. 192.168.1.1/24 and 192.168.2.1/24
+}
+
+// Router is the lab's router.
+type Router struct {
+	NS         string         // Prefix + "rt"
+	Addrs      []netip.Prefix // on its "eth0"
+	BridgePort string         // "vrt" in the bridge namespace
+}
+
+// Run runs `ip netns exec <NS> args...` in the router's namespace.
+func (r *Router) Run(args ...string) (string, error) { return runIn(r.NS, args...) }
+
+// Via is the router's address in the subnet of addr (invalid when it has none there).
+func (r *RouterSpec) Via(addr netip.Addr) netip.Prefix {
+	for _, a := range r.Addrs {
+		if a.Masked().Contains(addr) {
+			return a
+		}
+	}
+	return netip.Prefix{}
 }
 
 // Lab is a running lab.
 type Lab struct {
 	Dir, Prefix string
 	Hosts       []*Host
-	BridgeNS    string // namespace holding bridge "br0"
-	Bridge      string // "br0"
+	BridgeNS    string  // namespace holding bridge "br0"
+	Bridge      string  // "br0"
+	Router      *Router // nil without Options.Router
 
 	CA             *pki.CA
 	CAFile         string
@@ -95,6 +134,7 @@ type Lab struct {
 
 	start       StartAgent
 	noPodRoutes bool
+	routerSpec  *RouterSpec
 
 	mu     sync.Mutex
 	made   []string // namespaces created, in order
@@ -123,6 +163,10 @@ type Host struct {
 
 	Dir, StateDir, BootIDFile, LogFile string
 	CertFile, KeyFile                  string
+	// CNIConfDir is the host's CNI configuration directory (the agent's --cni-conf-dir);
+	// CNIDataDir is for host-local's leases (a configuration's dataDir: its default is
+	// outside the lab); CNICacheDir is where a CNI runtime on the host keeps its results.
+	CNIConfDir, CNIDataDir, CNICacheDir string
 }
 
 var labSeq atomic.Int32
@@ -187,6 +231,48 @@ func validate(o *Options) error {
 			pods = append(pods, h.PodCIDR.Masked())
 		}
 	}
+	return validateRouter(o)
+}
+
+func validateRouter(o *Options) error {
+	r := o.Router
+	if r == nil {
+		return nil
+	}
+	if len(r.Addrs) < 2 {
+		return errors.New("lab: a router needs addresses in at least two subnets")
+	}
+	for i, a := range r.Addrs {
+		if !a.IsValid() || !a.Addr().Is4() || a.Bits() >= 31 {
+			return fmt.Errorf("lab: router address %v must be IPv4 with a prefix length < 31", a)
+		}
+		for _, b := range r.Addrs[:i] {
+			if a.Overlaps(b) {
+				return fmt.Errorf("lab: router addresses %v and %v are in overlapping subnets", b, a)
+			}
+		}
+	}
+	for _, h := range o.Hosts {
+		via := r.Via(h.UnderlayIP.Addr())
+		switch {
+		case via.Masked() != h.UnderlayIP.Masked():
+			return fmt.Errorf("lab: host %s: underlay subnet %v is none of the router's (%v)", h.Name, h.UnderlayIP.Masked(), r.Addrs)
+		case via.Addr() == h.UnderlayIP.Addr():
+			return fmt.Errorf("lab: host %s has the router's address %v", h.Name, via.Addr())
+		}
+	}
+	if o.NoPodRoutes {
+		return nil
+	}
+	// The static pod routes go straight to the other host, which is no neighbour across
+	// subnets, and the router does not know the pods.
+	for i, a := range o.Hosts {
+		for _, b := range o.Hosts[:i] {
+			if a.Cluster == b.Cluster && a.PodCIDR.IsValid() && b.PodCIDR.IsValid() && a.UnderlayIP.Masked() != b.UnderlayIP.Masked() {
+				return fmt.Errorf("lab: hosts %s and %s of cluster %s have pods in different underlay subnets: static pod routes cannot cross the router; set NoPodRoutes and route the pods with the system under test", b.Name, a.Name, a.Cluster)
+			}
+		}
+	}
 	return nil
 }
 
@@ -214,7 +300,7 @@ func Up(ctx context.Context, o Options) (_ *Lab, err error) {
 		Prefix:   o.Prefix,
 		BridgeNS: o.Prefix + "br",
 		Bridge:   "br0",
-		start:    o.Start, noPodRoutes: o.NoPodRoutes,
+		start:    o.Start, noPodRoutes: o.NoPodRoutes, routerSpec: o.Router,
 		agents: map[*Host]*agentRun{},
 	}
 	defer func() {
@@ -241,6 +327,9 @@ func Up(ctx context.Context, o Options) (_ *Lab, err error) {
 		h.StateDir = filepath.Join(h.Dir, "state")
 		h.BootIDFile = filepath.Join(h.Dir, "boot_id")
 		h.LogFile = filepath.Join(h.Dir, "agent.log")
+		h.CNIConfDir = filepath.Join(h.Dir, "cni", "net.d")
+		h.CNIDataDir = filepath.Join(h.Dir, "cni", "ipam")
+		h.CNICacheDir = filepath.Join(h.Dir, "cni", "cache")
 		h.CertFile, h.KeyFile = pki.NodeCertFiles(filepath.Join(dir, "pki"), spec.Cluster, spec.Name)
 		if spec.PodCIDR.IsValid() {
 			h.PodNS = fmt.Sprintf("%sp%d", o.Prefix, idx)
@@ -333,8 +422,10 @@ func (l *Lab) writeFiles() error {
 		}
 		write(h.CertFile, sc, 0o644)
 		write(h.KeyFile, sk, 0o600)
-		if err == nil {
-			err = os.MkdirAll(h.StateDir, 0o755)
+		for _, d := range []string{h.StateDir, h.CNIConfDir} {
+			if err == nil {
+				err = os.MkdirAll(d, 0o755)
+			}
 		}
 		if err == nil {
 			err = h.SetBootID("")
@@ -411,6 +502,7 @@ func (l *Lab) StartAgent(h *Host) error {
 		StateDir:     h.StateDir,
 		BootIDFile:   h.BootIDFile,
 		LogFile:      h.LogFile,
+		CNIConfDir:   h.CNIConfDir,
 	}
 	stop, err := l.start(cfg)
 	if err != nil {

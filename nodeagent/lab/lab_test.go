@@ -35,6 +35,7 @@ func fakeAgentMain(args []string) int {
 	node := fs.String("node", "", "")
 	nsPath := fs.String("netns", "", "")
 	fd := fs.Int("listen-fd", 0, "")
+	cniConfDir := fs.String("cni-conf-dir", "", "")
 	for _, n := range []string{"tls-cert", "tls-key", "client-ca", "state-dir", "boot-id-file"} {
 		fs.String(n, "", "")
 	}
@@ -50,7 +51,7 @@ func fakeAgentMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "listener:", err)
 		return 1
 	}
-	fmt.Println("fake agent serving", *cluster, *node, ln.Addr())
+	fmt.Println("fake agent serving", *cluster, *node, ln.Addr(), "cni-conf-dir", *cniConfDir)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -257,6 +258,12 @@ func TestUpTopology(t *testing.T) {
 		if c.Cluster != h.Cluster || c.Node != h.Name || c.NetnsPath != "/run/netns/"+h.NS || c.Listener.Addr().String() != h.AgentAddr {
 			t.Errorf("config %d: %+v", i, c)
 		}
+		if want := filepath.Join(dir, "hosts", h.Name, "cni", "net.d"); c.CNIConfDir != want || h.CNIConfDir != want {
+			t.Errorf("CNI configuration directory %q (host %q), want %q", c.CNIConfDir, h.CNIConfDir, want)
+		}
+		if st, err := os.Stat(c.CNIConfDir); err != nil || !st.IsDir() {
+			t.Errorf("CNI configuration directory: %v", err)
+		}
 		if !strings.HasPrefix(h.AgentAddr, "127.0.0.1:") {
 			t.Errorf("agent addr %q", h.AgentAddr)
 		}
@@ -434,7 +441,7 @@ func TestExecAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	log, _ := os.ReadFile(h.LogFile)
-	if strings.Count(string(log), "fake agent: SIGTERM") != 2 {
+	if strings.Count(string(log), "fake agent: SIGTERM") != 2 || strings.Count(string(log), "cni-conf-dir "+h.CNIConfDir+"\n") != 2 {
 		t.Errorf("log:\n%s", log)
 	}
 	if _, err := greet(l.Hosts[0].AgentAddr); err == nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/vishvananda/netns"
@@ -165,3 +166,40 @@ func dotsToSlashes(s string) string {
 	}
 	return string(b)
 }
+
+// AddNamespace makes a namespace Prefix+name with "lo" up, for a test's own use (a pod made
+// by a CNI plugin, say); Down removes it with the lab's others.
+func (l *Lab) AddNamespace(name string) (ns string, err error) {
+	if !validName(name) {
+		return "", fmt.Errorf("lab: bad namespace name %q", name)
+	}
+	n, err := l.newNS(l.Prefix + name)
+	if err != nil {
+		return "", err
+	}
+	n.close()
+	return l.Prefix + name, nil
+}
+
+// DeleteNamespace deletes a namespace the lab made, before Down; it refuses any other.
+func (l *Lab) DeleteNamespace(ns string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := slices.Index(l.made, ns)
+	if i < 0 {
+		return fmt.Errorf("lab: namespace %s is not the lab's", ns)
+	}
+	if err := deleteNamedNS(ns); err != nil {
+		return err
+	}
+	l.made = slices.Delete(l.made, i, i+1)
+	return nil
+}
+
+// InNamespace runs fn on an OS thread switched into the named namespace; what fn starts
+// (a process, a socket) starts there.
+func InNamespace(ns string, fn func() error) error { return inNS(ns, fn) }
+
+// RunIn runs `ip netns exec <ns> args...` and returns its combined output; on failure the
+// error includes the output.
+func RunIn(ns string, args ...string) (string, error) { return runIn(ns, args...) }

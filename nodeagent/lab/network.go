@@ -113,6 +113,11 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 			return err
 		}
 	}
+	if l.routerSpec != nil {
+		if err := l.buildRouter(br, brLink); err != nil {
+			return err
+		}
+	}
 	// Same-cluster pod routes: the cluster's own CNI, reduced to static routes (unless the
 	// system under test routes the pods, as BGP does).
 	for _, h := range l.Hosts {
@@ -246,6 +251,86 @@ func (l *Lab) buildHost(br *nsHandle, brLink netlink.Link, h *Host) error {
 	return nil
 }
 
+// routerSysctls: forwarding, and no ICMP redirects. The subnets share one bridge, so with
+// the kernel's default shared_media the router would tell a host to reach a host of the
+// other subnet directly; a router between two racks has no such shortcut to offer.
+var routerSysctls = [][2]string{
+	{"net.ipv4.ip_forward", "1"},
+	{"net.ipv4.conf.all.send_redirects", "0"},
+	{"net.ipv4.conf.default.send_redirects", "0"},
+}
+
+// buildRouter makes the router's namespace on the bridge with its addresses, and gives every
+// host a route to each other subnet via the router.
+func (l *Lab) buildRouter(br *nsHandle, brLink netlink.Link) error {
+	r := &Router{NS: l.Prefix + "rt", Addrs: l.routerSpec.Addrs, BridgePort: "vrt"}
+	rn, err := l.newNS(r.NS)
+	if err != nil {
+		return err
+	}
+	defer rn.close()
+	l.Router = r
+	if err := setSysctls(r.NS, routerSysctls); err != nil {
+		return err
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: r.BridgePort, MasterIndex: brLink.Attrs().Index},
+		PeerName:      "eth0",
+		PeerNamespace: netlink.NsFd(rn.fd),
+	}
+	if err := br.nl.LinkAdd(veth); err != nil {
+		return fmt.Errorf("%s: add veth %s/eth0: %w", br.name, r.BridgePort, err)
+	}
+	if err := linkUp(br, r.BridgePort); err != nil {
+		return err
+	}
+	eth, err := rn.nl.LinkByName("eth0")
+	if err != nil {
+		return fmt.Errorf("%s: eth0: %w", r.NS, err)
+	}
+	for _, a := range r.Addrs {
+		if err := rn.nl.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(a)}); err != nil {
+			return fmt.Errorf("%s: address %v: %w", r.NS, a, err)
+		}
+	}
+	if err := rn.nl.LinkSetUp(eth); err != nil {
+		return err
+	}
+	if err := setSysctls(r.NS, [][2]string{{"net.ipv4.conf.eth0.send_redirects", "0"}}); err != nil {
+		return err
+	}
+	for _, h := range l.Hosts {
+		if err := l.routeViaRouter(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// routeViaRouter adds to h a route to every router subnet but its own, via the router.
+func (l *Lab) routeViaRouter(h *Host) error {
+	via := l.routerSpec.Via(h.UnderlayIP.Addr())
+	n, err := openNS(h.NS)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	eth, err := n.nl.LinkByName(h.Underlay)
+	if err != nil {
+		return err
+	}
+	for _, a := range l.routerSpec.Addrs {
+		if a == via {
+			continue
+		}
+		r := &netlink.Route{LinkIndex: eth.Attrs().Index, Dst: ipNet(a.Masked()), Gw: net.IP(via.Addr().AsSlice())}
+		if err := n.nl.RouteAdd(r); err != nil {
+			return fmt.Errorf("%s: route %v via %v: %w", h.NS, a.Masked(), via.Addr(), err)
+		}
+	}
+	return nil
+}
+
 // delLinks deletes the lab's veths (best effort) before their namespaces go, so that they
 // disappear at once even if something still holds a namespace open.
 func delLinks(l *Lab, made []string) {
@@ -272,7 +357,7 @@ func delLinks(l *Lab, made []string) {
 			}
 		}
 	}
-	del(l.BridgeNS, func(s string) bool { return strings.HasPrefix(s, "vh") })
+	del(l.BridgeNS, func(s string) bool { return strings.HasPrefix(s, "vh") || s == "vrt" })
 	for _, h := range l.Hosts {
 		if h.PodNS != "" {
 			del(h.NS, func(s string) bool { return s == h.PodVeth })

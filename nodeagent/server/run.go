@@ -35,6 +35,9 @@ type AgentConfig struct {
 	GracefulTimeout time.Duration
 	// AfterIntent is a test hook (see Config.AfterIntent).
 	AfterIntent func(id string)
+	// CNIConfDir is the node's CNI configuration directory (--cni-conf-dir), where the CNI
+	// configurations of IP pools are written.
+	CNIConfDir string
 }
 
 // Kinds returns the reconcilers of every kind this agent manages, over one dataplane and one
@@ -89,7 +92,7 @@ func Run(ctx context.Context, cfg AgentConfig, ln net.Listener) error {
 	gs := grpc.NewServer(grpc.Creds(cfg.Creds), grpc.UnaryInterceptor(UnaryInterceptor(log)))
 	pb.RegisterNodeAgentServer(gs, srv)
 	log.Info("nodenet-agent serving", "cluster", cfg.Cluster, "node", cfg.Node, "version", cfg.Version,
-		"addr", ln.Addr().String(), "netns", cfg.NetnsPath, "state_dir", cfg.StateDir, "boot_id", cfg.BootID,
+		"addr", ln.Addr().String(), "netns", cfg.NetnsPath, "state_dir", cfg.StateDir, "cni_conf_dir", cfg.CNIConfDir, "boot_id", cfg.BootID,
 		"kinds", reg.Kinds())
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(ln) }()

@@ -51,6 +51,7 @@ type labHostRec struct {
 	CertFile     string `json:"cert_file"`
 	KeyFile      string `json:"key_file"`
 	ClientCAFile string `json:"client_ca_file"`
+	CNIConfDir   string `json:"cni_conf_dir,omitempty"`
 }
 
 const labFile = "lab.json"
@@ -243,7 +244,7 @@ func newLabRecord(l *lab.Lab, pids map[string]int) *labRecord {
 		rec.Hosts = append(rec.Hosts, labHostRec{Cluster: h.Cluster, Name: h.Name, NS: h.NS, PodNS: h.PodNS,
 			Underlay: h.UnderlayIP.String(), AgentAddr: h.AgentAddr, PID: pids[h.Name], LogFile: h.LogFile,
 			NetnsPath: h.NSPath, StateDir: h.StateDir, BootIDFile: h.BootIDFile, CertFile: h.CertFile, KeyFile: h.KeyFile,
-			ClientCAFile: l.CAFile})
+			ClientCAFile: l.CAFile, CNIConfDir: h.CNIConfDir})
 	}
 	return rec
 }
@@ -276,8 +277,8 @@ func readLab(dir string) (*labRecord, error) {
 	return &rec, nil
 }
 
-// fillLegacy fills the paths a lab.json from before `lab start` lacks, from the layout
-// labs had then.
+// fillLegacy fills the paths an older lab.json lacks (from before `lab start`, or before the
+// CNI configuration directory), from the layout labs had then.
 func (h *labHostRec) fillLegacy(rec *labRecord) {
 	hostDir := filepath.Join(rec.Dir, "hosts", h.Name)
 	for _, f := range []struct {
@@ -290,6 +291,9 @@ func (h *labHostRec) fillLegacy(rec *labRecord) {
 		{&h.CertFile, filepath.Join(rec.Dir, "pki", h.Name+".pem")},
 		{&h.KeyFile, filepath.Join(rec.Dir, "pki", h.Name+"-key.pem")},
 		{&h.ClientCAFile, rec.CAFile},
+		// Before the CNI configuration directory was recorded: the lab's, never the
+		// agent's default (the machine's /etc/cni/net.d).
+		{&h.CNIConfDir, filepath.Join(hostDir, "cni", "net.d")},
 	} {
 		if *f.v == "" {
 			*f.v = f.old

@@ -39,6 +39,7 @@ type serveOptions struct {
 	tlsCert, tlsKey, clientCA      string
 	allowedClients                 listFlag
 	stateDir, bootIDFile, logLevel string
+	cniConfDir                     string
 	enforce                        bool
 }
 
@@ -57,6 +58,7 @@ func serveFlags(stderr io.Writer) (*serveOptions, func([]string) error) {
 	fs.StringVar(&o.clientCA, "client-ca", "", "CA that signs client certificates (PEM file)")
 	fs.Var(&o.allowedClients, "allowed-client", "client identity URI allowed to connect, e.g. nodenet://terraform (repeatable; default: any client of --client-ca)")
 	fs.StringVar(&o.stateDir, "state-dir", "", "directory holding the desired state (required)")
+	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "CNI configuration directory, where the CNI configurations of IP pools are written")
 	fs.StringVar(&o.bootIDFile, "boot-id-file", "/proc/sys/kernel/random/boot_id", "file holding the boot id")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.enforce, "enforce", false, "re-apply the stored state on every start, not only after a reboot")
@@ -313,7 +315,7 @@ func runServe(args []string, _, stderr io.Writer) error {
 	err = server.Run(ctx, server.AgentConfig{
 		Cluster: o.cluster, Node: o.node, Version: agentVersion(), NetnsPath: o.netns,
 		Creds: creds, StateDir: o.stateDir, BootID: bootID, Logger: log, Enforce: o.enforce,
-		GracefulTimeout: gracefulTimeout,
+		GracefulTimeout: gracefulTimeout, CNIConfDir: o.cniConfDir,
 	}, ln)
 	if err != nil {
 		return err

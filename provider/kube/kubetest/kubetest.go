@@ -24,12 +24,14 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/nodenet/terraform-provider-nodenet/internal/testbin"
 )
 
-// Versions of the cached programs; keep in step with hack/kube-bins.sh.
+// Versions of the cached programs (hack/kube-bins.sh builds them).
 const (
-	KubeVersion = "v1.34.2"
-	CNIVersion  = "v1.9.1"
+	KubeVersion = testbin.KubeVersion
+	CNIVersion  = testbin.CNIVersion
 )
 
 // Token is the bearer token of the cluster's only user, a member of system:masters.
@@ -55,49 +57,17 @@ type Cluster struct {
 }
 
 // CacheDir is where hack/kube-bins.sh puts the programs: $NODENET_CACHE or /var/cache/nodenet.
-func CacheDir() string {
-	if d := os.Getenv("NODENET_CACHE"); d != "" {
-		return d
-	}
-	return "/var/cache/nodenet"
-}
+func CacheDir() string { return testbin.CacheDir() }
 
 // Binary is the path of a cached program: "kube-apiserver", "kubectl" (built from
-// k8s.io/kubernetes) or a CNI plugin ("macvlan", "static").
-func Binary(name string) string {
-	switch name {
-	case "kube-apiserver", "kubectl":
-		return filepath.Join(CacheDir(), "kube-"+KubeVersion, name)
-	}
-	return filepath.Join(CacheDir(), "cni-"+CNIVersion, name)
-}
+// k8s.io/kubernetes) or a CNI plugin ("macvlan", "static", "ptp", "host-local").
+func Binary(name string) string { return testbin.Path(name) }
 
-// Require skips the test, saying why, when the programs are missing or the test does not run
-// as root; with NODENET_REQUIRE_KUBE=1 (CI) it fails instead, so CI cannot skip silently.
+// Require skips the test, saying why, when the programs are missing; with
+// NODENET_REQUIRE_KUBE=1 (CI) it fails instead, so CI cannot skip silently.
 func Require(t testing.TB, programs ...string) {
 	t.Helper()
-	var missing []string
-	for _, p := range programs {
-		path := Binary(p)
-		if p == "etcd" {
-			var err error
-			if path, err = exec.LookPath("etcd"); err != nil {
-				missing = append(missing, "etcd (Debian package etcd-server)")
-				continue
-			}
-		}
-		if fi, err := os.Stat(path); err != nil || fi.Mode()&0o111 == 0 {
-			missing = append(missing, path)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := fmt.Sprintf("needs %v: run hack/deps.sh and hack/kube-bins.sh (builds kube-apiserver once, about 9 minutes)", missing)
-	if os.Getenv("NODENET_REQUIRE_KUBE") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testbin.Require(t, programs...)
 }
 
 // Start runs etcd and kube-apiserver for the test and waits until the CRDs are Established.
