@@ -83,7 +83,8 @@ func ValidateIpipTunnel(p string, t *IpipTunnel) error {
 }
 
 // validateCNIFile checks a CNI configuration and its file name: both or neither; a plain file
-// name ending in .conflist or .conf; a JSON object.
+// name ending in .conflist (runtimes read a .conf as a single plugin, not a list); a JSON
+// object.
 func validateCNIFile(p, file, config string) error {
 	if (file == "") != (config == "") {
 		return fieldErr(p+"cni_file", "cni_file and cni_config go together: both or neither")
@@ -92,7 +93,7 @@ func validateCNIFile(p, file, config string) error {
 		return nil
 	}
 	if !CNIFileName(file) {
-		return fieldErr(p+"cni_file", "%q is not a CNI configuration file name: letters, digits, '.', '-' and '_', ending in .conflist or .conf, at most 100 bytes", file)
+		return fieldErr(p+"cni_file", "%q is not a CNI configuration list file name: letters, digits, '.', '-' and '_', ending in .conflist, at most 100 bytes", file)
 	}
 	var obj map[string]any
 	if err := json.Unmarshal([]byte(config), &obj); err != nil {
@@ -103,7 +104,7 @@ func validateCNIFile(p, file, config string) error {
 
 // CNIFileName tells whether name is a file name the agent writes CNI configurations to.
 func CNIFileName(name string) bool {
-	if len(name) > 100 || !(strings.HasSuffix(name, ".conflist") || strings.HasSuffix(name, ".conf")) || strings.HasPrefix(name, ".") {
+	if len(name) > 100 || !strings.HasSuffix(name, ".conflist") || strings.HasPrefix(name, ".") {
 		return false
 	}
 	for _, c := range name {
