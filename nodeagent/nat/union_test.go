@@ -239,3 +239,5 @@ func TestElementDriftOfASplitRange(t *testing.T) {
 		t.Fatalf("drift = %q, want %q", got, w)
 	}
 }
+
+func pfxRange(s string) netipx.IPRange { return netipx.RangeOfPrefix(netip.MustParsePrefix(s)) }
