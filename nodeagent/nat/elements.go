@@ -1,9 +1,8 @@
 package nat
 
 import (
-	"bytes"
 	"net/netip"
-	"sort"
+	"slices"
 
 	"github.com/google/nftables"
 	"go4.org/netipx"
@@ -36,40 +35,50 @@ func encode(r netipx.IPRange) []nftables.SetElement {
 // An end with nothing open is padding, which nft adds at 0.0.0.0, and no range. Keys that are
 // not IPv4 addresses are left out (the set's type is checked elsewhere).
 func decode(elems []nftables.SetElement) []element {
-	var es []nftables.SetElement
-	for _, e := range elems {
+	// Sorted through small keys: the library's elements are large structs to move around.
+	type key struct {
+		addr netip.Addr
+		end  bool
+		i    int
+	}
+	keys := make([]key, 0, len(elems))
+	for i, e := range elems {
 		if len(e.Key) == 4 {
-			es = append(es, e)
+			keys = append(keys, key{netip.AddrFrom4([4]byte(e.Key)), e.IntervalEnd, i})
 		}
 	}
-	sort.SliceStable(es, func(i, j int) bool {
-		if c := bytes.Compare(es[i].Key, es[j].Key); c != 0 {
-			return c < 0
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := a.addr.Compare(b.addr); c != 0 {
+			return c
 		}
-		return es[i].IntervalEnd && !es[j].IntervalEnd
+		if a.end == b.end {
+			return 0
+		}
+		if a.end {
+			return -1
+		}
+		return 1
 	})
 	var out []element
-	var open *nftables.SetElement
-	for i := range es {
-		e := es[i]
+	open := -1 // index in keys of the start of the range open
+	for i, k := range keys {
 		switch {
-		case !e.IntervalEnd && open != nil:
+		case !k.end && open >= 0:
 			// A start while one is open: the open range ends just before this one.
-			from := netip.AddrFrom4([4]byte(open.Key))
-			to := netip.AddrFrom4([4]byte(e.Key)).Prev()
-			out = append(out, element{r: netipx.IPRangeFrom(from, to), raw: []nftables.SetElement{*open}})
-			open = &es[i]
-		case !e.IntervalEnd:
-			open = &es[i]
-		case open != nil:
-			from := netip.AddrFrom4([4]byte(open.Key))
-			to := netip.AddrFrom4([4]byte(e.Key)).Prev()
-			out = append(out, element{r: netipx.IPRangeFrom(from, to), raw: []nftables.SetElement{*open, e}})
-			open = nil
+			o := keys[open]
+			out = append(out, element{r: netipx.IPRangeFrom(o.addr, k.addr.Prev()), raw: []nftables.SetElement{elems[o.i]}})
+			open = i
+		case !k.end:
+			open = i
+		case open >= 0:
+			o := keys[open]
+			out = append(out, element{r: netipx.IPRangeFrom(o.addr, k.addr.Prev()), raw: []nftables.SetElement{elems[o.i], elems[k.i]}})
+			open = -1
 		}
 	}
-	if open != nil {
-		out = append(out, element{r: netipx.IPRangeFrom(netip.AddrFrom4([4]byte(open.Key)), lastAddr), raw: []nftables.SetElement{*open}})
+	if open >= 0 {
+		o := keys[open]
+		out = append(out, element{r: netipx.IPRangeFrom(o.addr, lastAddr), raw: []nftables.SetElement{elems[o.i]}})
 	}
 	return out
 }

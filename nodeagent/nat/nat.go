@@ -65,8 +65,10 @@ type Table struct {
 	mu   sync.Mutex
 	conn *nftables.Conn // one netlink socket in the namespace, used under mu only
 	sock *netlink.Conn  // conn's socket, for the deadline of each exchange
-	// applied is what the kernel was last made to hold, per object id.
+	// applied is what the kernel was last made to hold, per object id; version counts its
+	// changes, so that steps know whether the record they were planned with still holds.
 	applied map[string]Contribution
+	version uint64
 
 	// testQueue, set by tests, adds to a transaction before it is sent (to make the kernel
 	// refuse it).
@@ -132,6 +134,7 @@ func (t *Table) deadline() error {
 func (t *Table) Load(c map[string]Contribution) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.version++
 	t.applied = make(map[string]Contribution, len(c))
 	for id, x := range c {
 		// Steps refuses what the table cannot hold, so a stored contribution has none of it;

@@ -53,32 +53,19 @@ func (t *Table) read() (*content, error) {
 	if k.table == nil {
 		return k, nil
 	}
-	chains, err := t.conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return nil, fmt.Errorf("nftables: list chains: %w", err)
-	}
-	known := 0 // chains and sets, to find the table's other objects by its use count
-	for _, c := range chains {
-		if c.Table == nil || c.Table.Name != tableName {
-			continue
-		}
-		known++
-		if c.Name == chainName {
-			k.chain = c
-			k.chainOK = chainMatches(c)
-			continue
-		}
-		k.foreign = append(k.foreign, "chain "+c.Name)
-	}
 	sets, err := t.conn.GetSets(k.table)
 	if err != nil {
 		return nil, fmt.Errorf("nftables: list sets of table %s: %w", tableName, err)
 	}
+	named := 0
 	for _, s := range sets {
-		known++
+		if !s.Anonymous {
+			named++
+		}
 		switch {
 		case s.Anonymous:
-			// A hand-made rule's anonymous set ({ 1.2.3.4 }) goes with its rule.
+			// A hand-made rule's anonymous set ({ 1.2.3.4 }) goes with its rule (and the
+			// kernel does not count it in the table's use).
 		case s.Name == masqSet:
 			k.sets[masquerade].set = s
 		case s.Name == exemptSet:
@@ -87,10 +74,20 @@ func (t *Table) read() (*content, error) {
 			k.foreign = append(k.foreign, "set "+s.Name)
 		}
 	}
-	// The kernel counts the table's chains, sets, stateful objects and flowtables in its use;
-	// nodenet makes none of the last two, so they are listed only when the count shows some.
-	if n := tableUse(k.table) - known; n > 0 {
-		k.foreign = append(k.foreign, t.otherObjects(k.table, n)...)
+	// The kernel counts the table's chains, sets, stateful objects and flowtables in its use.
+	// What is not a set is, as nodenet makes the table, its one chain: asked for by name, so
+	// that the chains of other tables (kube-proxy has one per service) are not read. Anything
+	// more, or another chain than nodenet's, is listed.
+	rest := tableUse(k.table) - named
+	if rest == 1 {
+		if c, err := t.conn.ListChain(k.table, chainName); err == nil {
+			k.chain, k.chainOK, rest = c, chainMatches(c), 0
+		}
+	}
+	if rest > 0 {
+		if err := t.readOthers(k, rest); err != nil {
+			return nil, err
+		}
 	}
 	sort.Strings(k.foreign)
 	for _, r := range roles {
@@ -125,6 +122,30 @@ func (t *Table) read() (*content, error) {
 // in host byte order; the kernel sends it in network byte order.
 func tableUse(t *nftables.Table) int {
 	return int(binary.BigEndian.Uint32(binary.NativeEndian.AppendUint32(nil, t.Use)))
+}
+
+// readOthers lists the table's chains, nodenet's and any other, and names what else the use
+// count holds (rest: the count less the sets).
+func (t *Table) readOthers(k *content, rest int) error {
+	chains, err := t.conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return fmt.Errorf("nftables: list chains: %w", err)
+	}
+	for _, c := range chains {
+		if c.Table == nil || c.Table.Name != tableName {
+			continue
+		}
+		rest--
+		if c.Name == chainName {
+			k.chain, k.chainOK = c, chainMatches(c)
+			continue
+		}
+		k.foreign = append(k.foreign, "chain "+c.Name)
+	}
+	if rest > 0 {
+		k.foreign = append(k.foreign, t.otherObjects(k.table, rest)...)
+	}
+	return nil
 }
 
 // otherObjects names the table's stateful objects and flowtables, n of them by its use count

@@ -21,14 +21,15 @@ import (
 // the kernel and the record untouched; the kernel refusing the transaction leaves nothing
 // of it.
 //
-// The last step re-reads the table and plans again under the table's mutex before it sends:
-// another object's steps may have run between this Steps and this Run, and the transaction
-// must start from what the kernel holds then. Then it records id's contribution as applied.
-// Its Undo (a later step of the caller failed) sets id's contribution back to what it was
-// before, the same way: re-read, re-plan the union with the others as they are now (another
-// object may have applied meanwhile, and its ranges may be merged with id's), one
-// transaction. Drift that the apply repaired stays repaired. When the undo's transaction
-// fails, the record keeps what the kernel holds.
+// The last step sends the ops planned here when the table's record has not changed since
+// (no other object ran its steps in between), so what the caller was told is what is made;
+// otherwise, or when the kernel refuses them (an edit by hand in between), it reads the
+// table and plans again under the mutex: the transaction must start from what the kernel
+// holds then. Then it records id's contribution as applied. Its Undo (a later step of the
+// caller failed) sets id's contribution back to what it was before, the same way: read,
+// plan the union with the others as they are now (another object may have applied
+// meanwhile), one transaction. Drift that the apply repaired stays repaired. When the undo's
+// transaction fails, the record keeps what the kernel holds.
 func (t *Table) Steps(id string, c *Contribution) ([]dataplane.Step, error) {
 	next, err := normalize(c)
 	if err != nil {
@@ -52,6 +53,7 @@ func (t *Table) Steps(id string, c *Contribution) ([]dataplane.Step, error) {
 	if len(ops) == 0 && had == (next != nil) && (!had || prev.equal(*next)) {
 		return nil, nil
 	}
+	p := &planned{version: t.version, k: k, ops: ops}
 	steps := make([]dataplane.Step, 0, len(ops)+1)
 	for _, o := range ops {
 		// Made by the transaction step below, with the others.
@@ -64,7 +66,7 @@ func (t *Table) Steps(id string, c *Contribution) ([]dataplane.Step, error) {
 			t.mu.Lock()
 			defer t.mu.Unlock()
 			before := t.record(id)
-			if err := t.sync(id, next); err != nil {
+			if err := t.sync(id, next, p); err != nil {
 				return err
 			}
 			undo = before
@@ -73,19 +75,34 @@ func (t *Table) Steps(id string, c *Contribution) ([]dataplane.Step, error) {
 		Undo: func() error {
 			t.mu.Lock()
 			defer t.mu.Unlock()
-			return t.sync(id, undo)
+			return t.sync(id, undo, nil)
 		},
 	}), nil
 }
 
+// planned is what Steps planned: against the kernel's table k, with the record at version.
+type planned struct {
+	version uint64
+	k       *content
+	ops     []op
+}
+
 // sync makes the kernel's table the union with id's contribution set to c, in one
-// transaction, and records c once the kernel took it. Under t.mu.
-func (t *Table) sync(id string, c *Contribution) error {
+// transaction, and records c once the kernel took it: with the ops of p when the record is
+// still the one p was planned with, else (or when the kernel refuses them) with ops planned
+// from the table read now. Under t.mu.
+func (t *Table) sync(id string, c *Contribution, p *planned) error {
+	all := with(t.applied, id, c)
+	if p != nil && p.version == t.version {
+		if err := t.send(p.k, p.ops); err == nil {
+			t.commit(all)
+			return nil
+		}
+	}
 	k, err := t.read()
 	if err != nil {
 		return err
 	}
-	all := with(t.applied, id, c)
 	u, err := unionOf(all)
 	if err != nil {
 		return err
@@ -94,22 +111,37 @@ func (t *Table) sync(id string, c *Contribution) error {
 	if err != nil {
 		return err
 	}
-	if len(ops) > 0 || t.testQueue != nil {
-		if err := queue(t.conn, k, ops); err != nil {
-			return fmt.Errorf("nftables table ip %s: %w", tableName, err)
-		}
-		if t.testQueue != nil {
-			t.testQueue(t.conn)
-		}
-		if err := t.deadline(); err != nil {
-			return err
-		}
-		if err := t.conn.Flush(); err != nil {
-			return fmt.Errorf("nftables table ip %s: %d changes refused, none made: %w", tableName, len(ops), err)
-		}
+	if err := t.send(k, ops); err != nil {
+		return err
 	}
-	t.applied = all
+	t.commit(all)
 	return nil
+}
+
+// send makes ops in one transaction (nothing to send: nothing to do).
+func (t *Table) send(k *content, ops []op) error {
+	if len(ops) == 0 && t.testQueue == nil {
+		return nil
+	}
+	if err := queue(t.conn, k, ops); err != nil {
+		return fmt.Errorf("nftables table ip %s: %w", tableName, err)
+	}
+	if t.testQueue != nil {
+		t.testQueue(t.conn)
+	}
+	if err := t.deadline(); err != nil {
+		return err
+	}
+	if err := t.conn.Flush(); err != nil {
+		return fmt.Errorf("nftables table ip %s: a transaction of %d changes refused, none made: %w", tableName, len(ops), err)
+	}
+	return nil
+}
+
+// commit records what the kernel now holds.
+func (t *Table) commit(all map[string]Contribution) {
+	t.applied = all
+	t.version++
 }
 
 // record is a copy of id's applied contribution (nil: none).

@@ -408,3 +408,50 @@ func TestConcurrentContributions(t *testing.T) {
 		t.Fatalf("ruleset after every contribution was removed:\n%s", got)
 	}
 }
+
+func TestStepsRunAfterTheTableChangedPlanAgain(t *testing.T) {
+	ns := newNS(t)
+	tb := openTable(t, ns)
+	apply(t, tb, "ip_pool/10.244.0.0/16", pool("10.244.0.0/16", true))
+
+	t.Run("another object ran its steps in between", func(t *testing.T) {
+		// Planned first: 10.0.0.0/8 added. Run last, after 10.5.0.0/16 went in, which the
+		// /8 holds: the plan of the /8 alone would overlap it.
+		link, err := tb.Steps("link/a", &Contribution{Exempt: pfx("10.0.0.0/8")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner, err := tb.Steps("ip_pool/10.5.0.0/16", pool("10.5.0.0/16", false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dataplane.Run("inner", inner, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := dataplane.Run("link", link, nil); err != nil {
+			t.Fatal(err)
+		}
+		wantDrift(t, tb)
+		if got := nft(t, ns, "list", "set", "ip", "nodenet", "masq_exempt"); !strings.Contains(got, "elements = { 10.0.0.0/8 }") {
+			t.Fatalf("exempt set:\n%s", got)
+		}
+		apply(t, tb, "link/a", nil)
+		apply(t, tb, "ip_pool/10.5.0.0/16", nil)
+	})
+
+	t.Run("an edit by hand in between", func(t *testing.T) {
+		steps, err := tb.Steps("ip_pool/10.250.0.0/24", pool("10.250.0.0/24", false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Overlaps the element the steps add: the kernel refuses the plan as it was made.
+		nft(t, ns, "add", "element", "ip", "nodenet", "masq_exempt", "{ 10.250.0.0/16 }")
+		if err := dataplane.Run("pool", steps, nil); err != nil {
+			t.Fatal(err)
+		}
+		wantDrift(t, tb)
+		if st := observe(t, tb, "10.250.0.0/16"); st.Exempt {
+			t.Fatalf("the element added by hand is still there: %v", st)
+		}
+	})
+}
