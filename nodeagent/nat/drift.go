@@ -29,6 +29,9 @@ func drift(k *content, u union) []string {
 	if u.empty() {
 		return out
 	}
+	if k.dormant {
+		out = append(out, "~ table "+tableName+": flags dormant, nothing in it runs")
+	}
 	switch {
 	case k.chain == nil:
 		out = append(out, "- chain "+chainName)

@@ -62,6 +62,8 @@ type Contribution struct {
 // change of the table through it: planning and running NAT changes is short, and the table
 // is one kernel object that all contributions share.
 type Table struct {
+	nsPath string
+
 	mu   sync.Mutex
 	conn *nftables.Conn // one netlink socket in the namespace, used under mu only
 	sock *netlink.Conn  // conn's socket, for the deadline of each exchange
@@ -79,31 +81,51 @@ type Table struct {
 // current one when nsPath is "". It reads the ruleset once to check that nftables is there;
 // it changes nothing.
 func Open(nsPath string) (*Table, error) {
-	t := &Table{applied: map[string]Contribution{}}
+	t := &Table{nsPath: nsPath, applied: map[string]Contribution{}}
+	if err := t.dial(); err != nil {
+		return nil, err
+	}
+	if err := t.deadline(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	if _, err := t.conn.ListTablesOfFamily(nftables.TableFamilyIPv4); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("nftables: list tables: %w", err)
+	}
+	return t, nil
+}
+
+// dial opens the netlink socket in the namespace. One socket serves every exchange: opening
+// one per request costs a setns round trip each.
+func (t *Table) dial() error {
 	keep := func(c *netlink.Conn) error { t.sock = c; return nil }
 	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(keep)}
-	if nsPath != "" {
-		ns, err := netns.GetFromPath(nsPath)
+	if t.nsPath != "" {
+		ns, err := netns.GetFromPath(t.nsPath)
 		if err != nil {
-			return nil, fmt.Errorf("open network namespace %s: %w", nsPath, err)
+			return fmt.Errorf("open network namespace %s: %w", t.nsPath, err)
 		}
 		defer ns.Close() // the socket keeps the namespace
 		opts = append(opts, nftables.WithNetNSFd(int(ns)))
 	}
 	conn, err := nftables.New(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nftables netlink socket: %w", err)
+		return fmt.Errorf("nftables netlink socket: %w", err)
 	}
 	t.conn = conn
-	if err := t.deadline(); err != nil {
-		t.Close()
-		return nil, err
+	return nil
+}
+
+// redial replaces the socket after a failed exchange: a request that timed out or failed
+// half-way may leave answers in it that the next request would read as its own. Under t.mu.
+func (t *Table) redial() {
+	if t.conn == nil {
+		return
 	}
-	if _, err := conn.ListTablesOfFamily(nftables.TableFamilyIPv4); err != nil {
-		t.Close()
-		return nil, fmt.Errorf("nftables: list tables: %w", err)
-	}
-	return t, nil
+	_ = t.conn.CloseLasting()
+	t.conn, t.sock = nil, nil
+	_ = t.dial() // on failure the table stays closed and says so at the next request
 }
 
 // Close releases the netlink socket; the kernel's table stays as it is.
@@ -120,7 +142,7 @@ func (t *Table) Close() {
 // agent with the table's mutex held.
 func (t *Table) deadline() error {
 	if t.conn == nil {
-		return errors.New("nat table is closed")
+		return errors.New("nat table is closed (or its netlink socket could not be opened again)")
 	}
 	if t.sock == nil {
 		return nil

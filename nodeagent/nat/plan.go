@@ -55,8 +55,14 @@ func plan(k *content, u union) ([]op, error) {
 		return []op{tableOp(delTable)}, nil
 	}
 	var ops []op
-	if k.table == nil {
+	switch {
+	case k.table == nil:
 		ops = append(ops, tableOp(addTable))
+	case k.dormant:
+		// Adding the table again sets its flags to none: it runs again.
+		o := tableOp(addTable)
+		o.change.Action, o.change.Detail = pb.Change_UPDATE, "table ip "+tableName+": flags dormant -> none"
+		ops = append(ops, o)
 	}
 
 	// Sets: a missing one is added; one that differs from nodenet's is made again, and the

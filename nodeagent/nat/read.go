@@ -6,12 +6,15 @@ import (
 	"sort"
 
 	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
 )
 
 // content is table ip nodenet as the kernel holds it, read under Table.mu.
 type content struct {
 	table *nftables.Table // nil: there is no table
-	chain *nftables.Chain // nil: there is no chain postrouting
+	// dormant: the table is there with flag dormant, so none of it runs.
+	dormant bool
+	chain   *nftables.Chain // nil: there is no chain postrouting
 	// chainOK: the chain is the nat base chain nodenet makes (chainSpec).
 	chainOK bool
 	rule    *nftables.Rule   // nodenet's rule; nil: it is not in the chain
@@ -31,12 +34,20 @@ type setContent struct {
 // working tells whether the kernel masquerades as the rule says: table, base chain, rule and
 // the sets it looks up are there and as nodenet makes them.
 func (k *content) working() bool {
-	return k.table != nil && k.chain != nil && k.chainOK && k.rule != nil && k.sets[masquerade].ok && k.sets[exempt].ok
+	return k.table != nil && !k.dormant && k.chain != nil && k.chainOK && k.rule != nil && k.sets[masquerade].ok && k.sets[exempt].ok
 }
 
 // read reads table ip nodenet: its chains, sets with their elements, and the rules of chain
 // postrouting. Other tables are not read beyond their names.
 func (t *Table) read() (*content, error) {
+	k, err := t.readTable()
+	if err != nil {
+		t.redial()
+	}
+	return k, err
+}
+
+func (t *Table) readTable() (*content, error) {
 	if err := t.deadline(); err != nil {
 		return nil, err
 	}
@@ -53,6 +64,7 @@ func (t *Table) read() (*content, error) {
 	if k.table == nil {
 		return k, nil
 	}
+	k.dormant = hostOrder(k.table.Flags)&unix.NFT_TABLE_F_DORMANT != 0
 	sets, err := t.conn.GetSets(k.table)
 	if err != nil {
 		return nil, fmt.Errorf("nftables: list sets of table %s: %w", tableName, err)
@@ -78,7 +90,7 @@ func (t *Table) read() (*content, error) {
 	// What is not a set is, as nodenet makes the table, its one chain: asked for by name, so
 	// that the chains of other tables (kube-proxy has one per service) are not read. Anything
 	// more, or another chain than nodenet's, is listed.
-	rest := tableUse(k.table) - named
+	rest := int(hostOrder(k.table.Use)) - named
 	if rest == 1 {
 		if c, err := t.conn.ListChain(k.table, chainName); err == nil {
 			k.chain, k.chainOK, rest = c, chainMatches(c), 0
@@ -118,10 +130,11 @@ func (t *Table) read() (*content, error) {
 	return k, nil
 }
 
-// tableUse is the table's use count. github.com/google/nftables v0.3.0 decodes the attribute
-// in host byte order; the kernel sends it in network byte order.
-func tableUse(t *nftables.Table) int {
-	return int(binary.BigEndian.Uint32(binary.NativeEndian.AppendUint32(nil, t.Use)))
+// hostOrder is a table attribute as the kernel sent it: github.com/google/nftables v0.3.0
+// decodes the table's use count and flags in host byte order, the kernel sends them in
+// network byte order.
+func hostOrder(v uint32) uint32 {
+	return binary.BigEndian.Uint32(binary.NativeEndian.AppendUint32(nil, v))
 }
 
 // readOthers lists the table's chains, nodenet's and any other, and names what else the use

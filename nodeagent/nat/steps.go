@@ -17,7 +17,7 @@ import (
 // nftables changes the table in transactions, all or nothing, and that is how the steps make
 // it: one step per kernel object or element, each with its Change (what the caller is told
 // and what a test's before hook can fail), and a last step without a Change, "nft
-// transaction", that makes them all in one transaction. A step failing before it leaves
+// transaction", that makes them all at once. A step failing before the transaction leaves
 // the kernel and the record untouched; the kernel refusing the transaction leaves nothing
 // of it.
 //
@@ -124,6 +124,7 @@ func (t *Table) send(k *content, ops []op) error {
 		return nil
 	}
 	if err := queue(t.conn, k, ops); err != nil {
+		t.redial() // drops what was queued
 		return fmt.Errorf("nftables table ip %s: %w", tableName, err)
 	}
 	if t.testQueue != nil {
@@ -133,6 +134,7 @@ func (t *Table) send(k *content, ops []op) error {
 		return err
 	}
 	if err := t.conn.Flush(); err != nil {
+		t.redial()
 		return fmt.Errorf("nftables table ip %s: a transaction of %d changes refused, none made: %w", tableName, len(ops), err)
 	}
 	return nil

@@ -204,6 +204,14 @@ func TestDriftMadeByHandIsObservedAndRepaired(t *testing.T) {
 		wantDrift(t, tb, "~ chain postrouting: type filter hook postrouting priority 0, not type nat hook postrouting priority srcnat", "- rule masquerade")
 		repair(t, tb, "DELETE chain postrouting", "ADD chain postrouting", "ADD rule masquerade")
 	})
+	t.Run("table made dormant", func(t *testing.T) {
+		nft(t, ns, "add", "table", "ip", "nodenet", "{ flags dormant; }")
+		if st := observe(t, tb, "10.244.0.0/16"); st.Rule {
+			t.Fatalf("observed %v, want no working rule", st)
+		}
+		wantDrift(t, tb, "~ table nodenet: flags dormant, nothing in it runs")
+		repair(t, tb, "UPDATE table nodenet")
+	})
 	t.Run("table deleted", func(t *testing.T) {
 		nft(t, ns, "delete", "table", "ip", "nodenet")
 		if st := observe(t, tb, "10.244.0.0/16"); st.Rule || st.Masquerade || st.Exempt {
