@@ -16,10 +16,13 @@
 //	}
 //
 // The CIDRs live in the sets, never in rules, so a pool added or removed changes set
-// elements only. An interval set refuses overlapping elements, so each set holds the union
-// of its prefixes merged into non-overlapping ranges. The sets are not called "masquerade"
-// and "exempt" because masquerade is a keyword of nft's grammar: an operator could not name
-// the set in an nft command. Drift lines and changes still say masquerade and exempt.
+// elements only. An interval set refuses overlapping elements, so a prefix inside another
+// one is left out of a set (the wider one covers it); adjacent prefixes stay elements of
+// their own, which the kernel takes, so that one pool is one element. Every change is
+// planned against what the kernel holds and made in one nftables transaction. The sets are
+// not called "masquerade" and "exempt" because masquerade is a keyword of nft's grammar: an
+// operator could not name the set in an nft command. Drift lines and changes still say
+// masquerade and exempt.
 //
 // The agent never touches another table. Table nodenet is nodenet's by its name, and so are
 // the three objects above and every rule or element inside them: a sync repairs them. A
