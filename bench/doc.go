@@ -4,8 +4,9 @@
 // pod block's route reaching every other node's kernel, nodenet's agents against BIRD 2
 // configured as Calico does, and 10,000 learned routes programmed by an agent against ip
 // -batch. BenchmarkNetworkAttachments writes Multus NetworkAttachmentDefinitions to a real
-// kube-apiserver by terraform and by kubectl. They need root, terraform and bird2 (and
-// hack/kube-bins.sh's programs for the attachments); run them with `make bench`
-// (hack/bench.sh).
+// kube-apiserver by terraform and by kubectl. BenchmarkNAT sets the NAT table of 200 IP
+// pools up, and updates it by one pool, with nodeagent/nat against nft -f. They need root,
+// terraform and bird2 (and hack/kube-bins.sh's programs for the attachments, nft for the
+// NAT table); run them with `make bench` (hack/bench.sh).
 // The package has no other code.
 package bench

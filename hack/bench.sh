@@ -17,6 +17,11 @@
 # NODENET_BGP_BENCH_BLOCKS (30) the blocks per run, NODENET_BGP_BENCH_ROUTES (10000) the
 # routes and NODENET_BGP_BENCH_PEERS (20) the sessions of the node learning them.
 # `./hack/bench.sh -bench BGP` runs only that one.
+#
+# Then the NAT table (BenchmarkNAT, nodeagent/nat): N IP pools from empty and one pool added
+# and removed, nodenet's table through netlink against `nft -f` of the same ruleset, in
+# throwaway namespaces; both ways must end with the same table. NODENET_NAT_BENCH_POOLS (200)
+# picks N; `./hack/bench.sh -bench NAT` runs only that one (it needs nft: make deps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "make bench needs root (network namespaces)" >&2; exit 1; }

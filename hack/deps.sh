@@ -2,11 +2,12 @@
 # Installs the Debian packages the lab, the tests and the generators use, when missing:
 # iproute2 (ip, bridge), iputils-ping, net-tools (the seed's arp and route commands),
 # protobuf-compiler (make generate), strace (a test delays the agent's netlink calls with it),
-# bird2 (BIRD 2, the independent BGP peer of the lab's tests).
+# bird2 (BIRD 2, the independent BGP peer of the lab's tests), nftables (nft: the NAT table's
+# tests make drift by hand and read the ruleset as an operator does; the benchmark's nft -f).
 # Needs root; no-op when all are there.
 set -euo pipefail
 need=()
-for p in iproute2 iputils-ping net-tools protobuf-compiler strace bird2; do
+for p in iproute2 iputils-ping net-tools protobuf-compiler strace bird2 nftables; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 # The Kubernetes tests: etcd under the kube-apiserver they start (hack/kube-bins.sh builds
