@@ -95,8 +95,10 @@ func unionOf(all map[string]Contribution) (union, error) {
 	return u, nil
 }
 
-// empty: no contribution asks for anything, so the table must not exist.
-func (u union) empty() bool { return len(u[masquerade]) == 0 && len(u[exempt]) == 0 }
+// empty: no contribution asks to masquerade anything, so the table must not exist. Exempt
+// destinations only matter to a masquerade rule: a node none of whose pools has NAT has no
+// table (an imported pool, or pools without nat_outgoing, change nothing in nftables).
+func (u union) empty() bool { return len(u[masquerade]) == 0 }
 
 // with is the contributions with id's set to c (nil: id's removed), the others' untouched.
 func with(all map[string]Contribution, id string, c *Contribution) map[string]Contribution {

@@ -157,16 +157,41 @@ func TestPlanOneMorePoolIsOneElementPerSet(t *testing.T) {
 }
 
 func TestPlanPrefixInsideAnotherReplacesIt(t *testing.T) {
-	u, _ := unionOf(map[string]Contribution{"pool": *pool("10.244.0.0/16", false)})
+	u, _ := unionOf(map[string]Contribution{"pool": *pool("10.244.0.0/16", false), "nat": *pool("192.168.128.0/18", true)})
 	k := holding(u)
 	// A cluster link's remote CIDR that holds the pool: the pool's element leaves and the
 	// wider one arrives, in one transaction (deletions first: the set refuses overlaps).
-	u2, _ := unionOf(map[string]Contribution{"pool": *pool("10.244.0.0/16", false), "link": {Exempt: pfx("10.0.0.0/8")}})
+	u2, _ := unionOf(map[string]Contribution{"pool": *pool("10.244.0.0/16", false), "nat": *pool("192.168.128.0/18", true), "link": {Exempt: pfx("10.0.0.0/8")}})
 	ops, _ := plan(k, u2)
 	want := []string{"DELETE set exempt 10.244.0.0/16", "ADD set exempt 10.0.0.0/8"}
 	if got := opLines(ops); !slices.Equal(got, want) {
 		t.Fatalf("plan = %v, want %v", got, want)
 	}
+}
+
+func TestNoTableWithoutMasquerade(t *testing.T) {
+	// Pools without nat_outgoing (and remote CIDRs) alone make no table.
+	u, _ := unionOf(map[string]Contribution{"a": *pool("10.244.0.0/16", false), "link": {Exempt: pfx("10.0.0.0/8")}})
+	if ops, _ := plan(&content{}, u); len(ops) != 0 {
+		t.Fatalf("exempt destinations alone planned %v, want nothing", opLines(ops))
+	}
+	// The last pool with NAT leaving takes the table with it.
+	all := map[string]Contribution{"a": *pool("10.244.0.0/16", false), "b": *pool("10.245.0.0/16", true)}
+	had, _ := unionOf(all)
+	delete(all, "b")
+	u2, _ := unionOf(all)
+	if got := opLines(mustPlan(t, holding(had), u2)); !slices.Equal(got, []string{"DELETE table nodenet"}) {
+		t.Fatalf("plan = %v, want the table deleted", got)
+	}
+}
+
+func mustPlan(t *testing.T, k *content, u union) []op {
+	t.Helper()
+	ops, err := plan(k, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ops
 }
 
 func TestPlanFromNothingAndBack(t *testing.T) {
