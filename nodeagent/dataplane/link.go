@@ -208,3 +208,36 @@ func (h *Handle) LinkDeleteStep(l netlink.Link) (Step, error) {
 	}
 	return s, nil
 }
+
+// DeleteLinkSteps plan the deletion of object id's device and of its routes that outlive it:
+// the device when it carries the object's ifalias (the kernel takes its addresses, entries
+// and routes along; undoing the step makes it again as it was), and the unicast routes among
+// owned that carry nodenet's protocol and go elsewhere (OwnedRouteDeletes). device "" or a
+// device that is gone: only the routes. A device of that name with another ifalias is
+// foreign(alias)'s error, and nothing is deleted.
+func (h *Handle) DeleteLinkSteps(id, device string, owned []string, foreign func(alias string) error) ([]Step, error) {
+	var steps []Step
+	devIndex := 0
+	if device != "" {
+		l, err := h.LinkByName(device)
+		if err != nil {
+			return nil, err
+		}
+		if l != nil {
+			if l.Attrs().Alias != pb.OwnerAlias(id) {
+				return nil, foreign(l.Attrs().Alias)
+			}
+			devIndex = l.Attrs().Index
+			s, err := h.LinkDeleteStep(l)
+			if err != nil {
+				return nil, err
+			}
+			steps = append(steps, s)
+		}
+	}
+	routes, err := h.MainRoutes()
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	return append(steps, h.OwnedRouteDeletes(NewOwnership(id, owned, nil), devIndex, routes)...), nil
+}

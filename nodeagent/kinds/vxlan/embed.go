@@ -1,7 +1,6 @@
 package vxlan
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
@@ -69,30 +68,7 @@ func ObserveTunnel(h *dataplane.Handle, id, device string, want *pb.VxlanTunnel,
 // name that another owner has is a ConflictError, and nothing is deleted. Undoing the steps
 // brings everything back, the device with its entries.
 func DeleteTunnelSteps(h *dataplane.Handle, id, device string, owned []string) ([]dataplane.Step, error) {
-	var steps []dataplane.Step
-	devIndex := 0
-	if device != "" {
-		l, err := h.LinkByName(device)
-		if err != nil {
-			return nil, err
-		}
-		if l != nil {
-			if l.Attrs().Alias != pb.OwnerAlias(id) {
-				return nil, conflictForeign(id, device, l.Attrs().Alias)
-			}
-			devIndex = l.Attrs().Index
-			s, err := h.LinkDeleteStep(l)
-			if err != nil {
-				return nil, err
-			}
-			steps = append(steps, s)
-		}
-	}
-	routes, err := h.MainRoutes()
-	if err != nil {
-		return nil, fmt.Errorf("list routes: %w", err)
-	}
-	return append(steps, h.OwnedRouteDeletes(dataplane.NewOwnership(id, owned, nil), devIndex, routes)...), nil
+	return h.DeleteLinkSteps(id, device, owned, func(alias string) error { return conflictForeign(id, device, alias) })
 }
 
 // TunnelClaims are the kernel entries a tunnel spec will own: its device and every route
