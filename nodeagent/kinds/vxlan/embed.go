@@ -36,7 +36,10 @@ type TunnelPlan struct {
 //
 // Everything in the way is found before any step is returned: a device of that name that is
 // not the object's (ConflictError), a route of another owner, an underlay the node lacks
-// (FieldError).
+// (FieldError). A route through the device that t no longer has is deleted by the plan (it
+// deletes exactly that route): run the steps before those of another part that puts a route
+// to the same destination elsewhere (a pool's direct route where a tunnel route was). The
+// plan uses h until its Observe: release h after that.
 func TunnelSteps(h *dataplane.Handle, id, field string, t *pb.VxlanTunnel, owned []string, heldBy func(string) string) (*TunnelPlan, error) {
 	o := newOp(h, id, field, owned, heldBy)
 	steps, err := o.plan(t)

@@ -34,7 +34,9 @@ type TunnelPlan struct {
 // Everything in the way is found first: a device of that name that is not the object's, or
 // not ipip (ConflictError); another IPIP device with the same local address and no remote,
 // which the kernel would refuse (ConflictError); a kernel without ipip when the device must be
-// made (an error naming the module); a route another object holds.
+// made (an error naming the module); a route another object holds. As with vxlan, run the
+// steps before another part's that put a route where a tunnel route was, and release h after
+// the plan's Observe.
 func TunnelSteps(h *dataplane.Handle, id string, t *pb.IpipTunnel, local netip.Addr, owned []string, heldBy func(string) string) (*TunnelPlan, error) {
 	w := Desired(id, t, local)
 	own := dataplane.NewOwnership(id, owned, heldBy)
