@@ -29,10 +29,6 @@ import (
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
 
-// Overhead is what IPIP adds to a packet: the outer IPv4 header. The default MTU of the
-// device is the underlay's less this.
-const Overhead = 20
-
 // Want is what the node must have for one IPIP tunnel, as netlink gets it.
 type Want struct {
 	// Link is the device as LinkAdd creates it (MTU 0: the kernel's choice), with Alias the
