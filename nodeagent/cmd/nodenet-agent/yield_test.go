@@ -29,13 +29,13 @@ func TestLearnedRouteGivesWay(t *testing.T) {
 		return ""
 	})
 	tunnel := &pb.Object{Id: "vxlan_tunnel/vx-pool", Spec: &pb.Object_VxlanTunnel{VxlanTunnel: &pb.VxlanTunnel{
-		Device:    &pb.VxlanDevice{Name: "vx-pool", Vni: 4096, Underlay: "eth0", Address: "10.244.166.128/32"},
+		Device:    &pb.VxlanDevice{Name: "vx-pool", Vni: 4096, Underlay: "eth0", Address: "10.99.0.1/24"},
 		Fdb:       []*pb.FdbEntry{{Mac: "02:00:00:00:00:02", Dst: n2.UnderlayIP.Addr().String()}},
-		Neighbors: []*pb.Neighbor{{Ip: "10.244.104.0", Mac: "02:00:00:00:00:02"}},
-		Routes:    []*pb.Route{{Dst: n2.PodCIDR.String(), Via: "10.244.104.0"}},
+		Neighbors: []*pb.Neighbor{{Ip: "10.99.0.2", Mac: "02:00:00:00:00:02"}},
+		Routes:    []*pb.Route{{Dst: n2.PodCIDR.String(), Via: "10.99.0.2"}},
 	}}}
 	applyObj(t, c[n1.Name], tunnel)
-	if got := routeLine(t, n1, n2.PodCIDR.String()); !strings.Contains(got, "via 10.244.104.0 dev vx-pool") {
+	if got := routeLine(t, n1, n2.PodCIDR.String()); !strings.Contains(got, "via 10.99.0.2 dev vx-pool") {
 		t.Fatalf("the object's route should have replaced the learned one: %q", got)
 	}
 	// The speaker reports the destination as held by the object, and keeps its hands off.

@@ -14,44 +14,20 @@ import (
 // Delete deletes the device when it carries the object's ifalias (the kernel drops its
 // addresses, FDB and neighbour entries and routes with it), and the routes elsewhere the
 // object owns that still carry nodenet's protocol. A missing device is no change; a device
-// someone else owns is a conflict and is left alone.
+// someone else owns is a conflict and is left alone. When a step fails, those made are undone.
 func (r *Reconciler) Delete(_ context.Context, id string, owned []string, dryRun bool) ([]*pb.Change, error) {
-	o, name, err := r.beginOn(id, owned)
+	name, err := deviceName(id)
 	if err != nil {
 		return nil, err
 	}
-	defer o.end()
-	l, err := o.h.LinkByName(name)
+	h, err := r.dp.Handle()
 	if err != nil {
 		return nil, err
 	}
-	var steps []dataplane.Step
-	devIndex := 0
-	if l != nil {
-		if l.Attrs().Alias != pb.OwnerAlias(id) {
-			return nil, conflictForeign(id, name, l.Attrs().Alias)
-		}
-		devIndex = l.Attrs().Index
-		steps = append(steps, dataplane.Step{
-			Change: change(pb.Change_DELETE, "link", name, ""),
-			Desc:   "link " + name,
-			Do:     func() error { return o.h.LinkDel(l) },
-		})
-	}
-	routes, err := o.h.MainRoutes()
+	defer h.Release()
+	steps, err := DeleteTunnelSteps(h, id, name, owned)
 	if err != nil {
-		return nil, fmt.Errorf("list routes: %w", err)
-	}
-	for _, rt := range routes {
-		if rt.LinkIndex == devIndex || rt.Protocol != dataplane.RouteProtocol || !o.owned[dataplane.RouteKey(dataplane.RouteDst(rt), 0)] {
-			continue
-		}
-		rt := rt
-		steps = append(steps, dataplane.Step{
-			Change: change(pb.Change_DELETE, "route", dataplane.RouteDst(rt), ""),
-			Desc:   o.h.DescribeRoute(rt),
-			Do:     func() error { return o.h.RouteDel(&rt) },
-		})
+		return nil, err
 	}
 	if !dryRun {
 		if err := dataplane.Run("vxlan "+name, steps, nil); err != nil {

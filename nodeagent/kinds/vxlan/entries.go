@@ -1,7 +1,6 @@
 package vxlan
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -13,51 +12,14 @@ import (
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
 
-// addrSteps leave the device exactly the wanted address: others (added by hand) go.
-func (o *op) addrSteps(w *wanted, ref *linkRef, have []netlink.Addr) []dataplane.Step {
-	var steps []dataplane.Step
-	present := false
-	// Delete in reverse: secondaries before the primary that would take them along.
-	for i := len(have) - 1; i >= 0; i-- {
-		a := have[i]
-		if w.addr != nil && a.IPNet.String() == w.addr.String() {
-			present = true
-			continue
-		}
-		ipn := *a.IPNet
-		steps = append(steps, dataplane.Step{
-			Change: change(pb.Change_DELETE, "addr", ipn.String(), ""),
-			Desc:   "addr " + ipn.String(),
-			Do: func() error {
-				err := o.h.AddrDel(ref.link(), &netlink.Addr{IPNet: &ipn})
-				if errors.Is(err, unix.EADDRNOTAVAIL) {
-					return nil // went with its primary
-				}
-				return err
-			},
-			Undo: func() error { return o.h.AddrAdd(ref.link(), &netlink.Addr{IPNet: &ipn}) },
-		})
-	}
-	if w.addr != nil && !present {
-		ipn := *w.addr
-		steps = append(steps, dataplane.Step{
-			Change: change(pb.Change_ADD, "addr", ipn.String(), ""),
-			Desc:   "addr " + ipn.String(),
-			Do:     func() error { return o.h.AddrAdd(ref.link(), &netlink.Addr{IPNet: &ipn}) },
-			Undo:   func() error { return o.h.AddrDel(ref.link(), &netlink.Addr{IPNet: &ipn}) },
-		})
-	}
-	return steps
-}
-
-func permNeigh(ref *linkRef, ip net.IP, mac net.HardwareAddr) *netlink.Neigh {
-	return &netlink.Neigh{LinkIndex: ref.index, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: ip, HardwareAddr: mac}
+func permNeigh(ref *dataplane.LinkRef, ip net.IP, mac net.HardwareAddr) *netlink.Neigh {
+	return &netlink.Neigh{LinkIndex: ref.Index, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: ip, HardwareAddr: mac}
 }
 
 // neighSteps leave exactly the wanted permanent neighbours. After a MAC change the kernel
 // has dropped them all, so every wanted one is set again (reported as an update when it was
 // there before) and none needs deleting.
-func (o *op) neighSteps(w *wanted, ref *linkRef, have []netlink.Neigh, macChange bool) []dataplane.Step {
+func (o *op) neighSteps(w *wanted, ref *dataplane.LinkRef, have []netlink.Neigh, macChange bool) []dataplane.Step {
 	byIP := map[string]netlink.Neigh{}
 	for _, n := range have {
 		byIP[n.IP.String()] = n
@@ -108,9 +70,9 @@ func (o *op) neighSteps(w *wanted, ref *linkRef, have []netlink.Neigh, macChange
 	return append(dels, sets...)
 }
 
-func fdbNeigh(ref *linkRef, mac net.HardwareAddr, dst net.IP) *netlink.Neigh {
+func fdbNeigh(ref *dataplane.LinkRef, mac net.HardwareAddr, dst net.IP) *netlink.Neigh {
 	return &netlink.Neigh{
-		LinkIndex:    ref.index,
+		LinkIndex:    ref.Index,
 		Family:       unix.AF_BRIDGE,
 		Flags:        netlink.NTF_SELF,
 		State:        netlink.NUD_PERMANENT,
@@ -121,7 +83,7 @@ func fdbNeigh(ref *linkRef, mac net.HardwareAddr, dst net.IP) *netlink.Neigh {
 
 // fdbSteps leave exactly the wanted FDB entries on the device nodenet owns (entries added by
 // hand go): the entries of a MAC are its remotes; a wanted MAC keeps exactly the wanted dst.
-func (o *op) fdbSteps(w *wanted, ref *linkRef, have []netlink.Neigh) []dataplane.Step {
+func (o *op) fdbSteps(w *wanted, ref *dataplane.LinkRef, have []netlink.Neigh) []dataplane.Step {
 	remotes := map[string][]net.IP{} // in kernel order: the first is the one NeighSet replaces
 	var macs []string
 	for _, n := range have {

@@ -25,46 +25,27 @@ func newVxlan(w *wanted) *netlink.Vxlan {
 	}
 }
 
-// addLink creates l, marks it with alias and records its index in ref; a link it created
-// but could not mark is deleted again.
-func (o *op) addLink(l netlink.Link, alias string, ref *linkRef) error {
-	if err := o.h.LinkAdd(l); err != nil {
-		return err
-	}
-	nl, err := o.h.Handle.LinkByName(l.Attrs().Name)
-	if err != nil {
-		_ = o.h.LinkDel(l)
-		return err
-	}
-	ref.index = nl.Attrs().Index
-	if err := o.h.LinkSetAlias(nl, alias); err != nil {
-		_ = o.h.LinkDel(nl)
-		return fmt.Errorf("set ifalias: %w", err)
-	}
-	return nil
-}
-
-func (o *op) createStep(w *wanted, ref *linkRef, c *pb.Change) dataplane.Step {
+func (o *op) createStep(w *wanted, ref *dataplane.LinkRef, c *pb.Change) dataplane.Step {
 	return dataplane.Step{
 		Change: c,
 		Desc:   "link " + w.name,
-		Do:     func() error { return o.addLink(newVxlan(w), w.alias, ref) },
-		Undo:   func() error { return o.h.LinkDel(ref.link()) },
+		Do:     func() error { return o.h.AddLink(newVxlan(w), w.alias, ref) },
+		Undo:   func() error { return o.h.LinkDel(ref.Link()) },
 	}
 }
 
 // replaceSteps delete the device and create it again; undoing them brings the old device
 // back with its addresses, entries and routes.
-func (o *op) replaceSteps(vx *netlink.Vxlan, w *wanted, ref *linkRef, diff string) ([]dataplane.Step, error) {
-	snap, err := o.snapshot(vx)
+func (o *op) replaceSteps(vx *netlink.Vxlan, w *wanted, ref *dataplane.LinkRef, diff string) ([]dataplane.Step, error) {
+	snap, err := o.h.TakeSnapshot(vx)
 	if err != nil {
 		return nil, err
 	}
 	del := dataplane.Step{
 		Change: change(pb.Change_REPLACE, "link", w.name, diff),
 		Desc:   "link " + w.name + " (delete to replace)",
-		Do:     func() error { return o.h.LinkDel(ref.link()) },
-		Undo:   func() error { return o.restore(snap, ref) },
+		Do:     func() error { return o.h.LinkDel(ref.Link()) },
+		Undo:   func() error { return o.h.Restore(snap, ref) },
 	}
 	return []dataplane.Step{del, o.createStep(w, ref, nil)}, nil
 }
@@ -72,21 +53,21 @@ func (o *op) replaceSteps(vx *netlink.Vxlan, w *wanted, ref *linkRef, diff strin
 // linkUpdateSteps change the MTU and the MAC in place. The kernel drops a device's permanent
 // neighbours when its MAC changes, so macChange tells the neighbour steps to set them all
 // again, and undoing the MAC change puts the old neighbours back too.
-func (o *op) linkUpdateSteps(vx *netlink.Vxlan, w *wanted, ref *linkRef) (steps []dataplane.Step, macChange bool, err error) {
+func (o *op) linkUpdateSteps(vx *netlink.Vxlan, w *wanted, ref *dataplane.LinkRef) (steps []dataplane.Step, macChange bool, err error) {
 	a := vx.Attrs()
 	if a.MTU != w.mtu {
 		old, want := a.MTU, w.mtu
 		steps = append(steps, dataplane.Step{
 			Change: change(pb.Change_UPDATE, "link", w.name, fmt.Sprintf("mtu %d -> %d", old, want)),
 			Desc:   "link " + w.name + " mtu",
-			Do:     func() error { return o.h.LinkSetMTU(ref.link(), want) },
-			Undo:   func() error { return o.h.LinkSetMTU(ref.link(), old) },
+			Do:     func() error { return o.h.LinkSetMTU(ref.Link(), want) },
+			Undo:   func() error { return o.h.LinkSetMTU(ref.Link(), old) },
 		})
 	}
 	if w.mac == nil || a.HardwareAddr.String() == w.mac.String() {
 		return steps, false, nil
 	}
-	oldNeighs, err := o.h.PermNeighs(ref.index)
+	oldNeighs, err := o.h.PermNeighs(ref.Index)
 	if err != nil {
 		return nil, false, fmt.Errorf("list neighbours of %s: %w", w.name, err)
 	}
@@ -94,9 +75,9 @@ func (o *op) linkUpdateSteps(vx *netlink.Vxlan, w *wanted, ref *linkRef) (steps 
 	steps = append(steps, dataplane.Step{
 		Change: change(pb.Change_UPDATE, "link", w.name, fmt.Sprintf("mac %s -> %s", dataplane.MACString(old), want)),
 		Desc:   "link " + w.name + " mac",
-		Do:     func() error { return o.h.LinkSetHardwareAddr(ref.link(), want) },
+		Do:     func() error { return o.h.LinkSetHardwareAddr(ref.Link(), want) },
 		Undo: func() error {
-			if err := o.h.LinkSetHardwareAddr(ref.link(), old); err != nil {
+			if err := o.h.LinkSetHardwareAddr(ref.Link(), old); err != nil {
 				return err
 			}
 			for _, n := range oldNeighs {
@@ -111,22 +92,22 @@ func (o *op) linkUpdateSteps(vx *netlink.Vxlan, w *wanted, ref *linkRef) (steps 
 }
 
 // upStep sets the device up and then makes sure it kept the wanted MAC.
-func (o *op) upStep(w *wanted, ref *linkRef, isUp bool) dataplane.Step {
+func (o *op) upStep(w *wanted, ref *dataplane.LinkRef, isUp bool) dataplane.Step {
 	s := dataplane.Step{
 		Desc: "link " + w.name + " up",
 		Do: func() error {
-			if err := o.h.LinkSetUp(ref.link()); err != nil {
+			if err := o.h.LinkSetUp(ref.Link()); err != nil {
 				return err
 			}
 			if w.mac == nil {
 				return nil
 			}
-			l, err := o.h.LinkByIndex(ref.index)
+			l, err := o.h.LinkByIndex(ref.Index)
 			if err != nil {
 				return err
 			}
 			if l.Attrs().HardwareAddr.String() != w.mac.String() {
-				return o.h.LinkSetHardwareAddr(ref.link(), w.mac)
+				return o.h.LinkSetHardwareAddr(ref.Link(), w.mac)
 			}
 			return nil
 		},
@@ -137,6 +118,6 @@ func (o *op) upStep(w *wanted, ref *linkRef, isUp bool) dataplane.Step {
 		return s
 	}
 	s.Change = change(pb.Change_UPDATE, "link", w.name, "down -> up")
-	s.Undo = func() error { return o.h.LinkSetDown(ref.link()) }
+	s.Undo = func() error { return o.h.LinkSetDown(ref.Link()) }
 	return s
 }

@@ -5,7 +5,6 @@ import (
 	"sort"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
@@ -45,7 +44,7 @@ func (o *op) observe(name string, want *pb.VxlanTunnel, adopting bool) (*pb.Vxla
 	if out.Neighbors, err = o.observeNeighbors(a.Index); err != nil {
 		return nil, fmt.Errorf("list neighbours of %s: %w", name, err)
 	}
-	if out.Routes, err = o.observeRoutes(a.Index, want, adopting); err != nil {
+	if out.Routes, err = o.h.ObserveLinkRoutes(o.own, a.Index, want.GetRoutes(), adopting); err != nil {
 		return nil, fmt.Errorf("list routes of %s: %w", name, err)
 	}
 	return out, nil
@@ -109,34 +108,5 @@ func (o *op) observeNeighbors(index int) ([]*pb.Neighbor, error) {
 		out = append(out, &pb.Neighbor{Ip: n.IP.String(), Mac: dataplane.MACString(n.HardwareAddr)})
 	}
 	sort.Slice(out, func(i, j int) bool { return dataplane.IPLess(out[i].Ip, out[j].Ip) })
-	return out, nil
-}
-
-func (o *op) observeRoutes(index int, want *pb.VxlanTunnel, adopting bool) ([]*pb.Route, error) {
-	routes, err := o.h.LinkRoutes(index)
-	if err != nil {
-		return nil, err
-	}
-	wanted := map[[2]string]bool{}
-	for _, r := range want.GetRoutes() {
-		wanted[[2]string{dataplane.CanonPrefix(r.GetDst()), dataplane.CanonIP(r.GetVia())}] = true
-	}
-	var out []*pb.Route
-	for _, r := range routes {
-		if r.Gw == nil {
-			continue
-		}
-		dst, via := dataplane.RouteDst(r), r.Gw.String()
-		switch {
-		case r.Protocol == dataplane.RouteProtocol:
-		case o.owned[dataplane.RouteKey(dst, 0)]:
-		case wanted[[2]string{dst, via}]:
-		case adopting && r.Protocol != unix.RTPROT_KERNEL:
-		default:
-			continue
-		}
-		out = append(out, &pb.Route{Dst: dst, Via: via})
-	}
-	sort.SliceStable(out, func(i, j int) bool { return dataplane.PrefixLess(out[i].Dst, out[j].Dst) })
 	return out, nil
 }

@@ -13,16 +13,6 @@ import (
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
 
-// linkRef is the device the steps work on; its index changes when a step (re)creates it.
-type linkRef struct {
-	name  string
-	index int
-}
-
-func (r *linkRef) link() netlink.Link {
-	return &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: r.name, Index: r.index}}
-}
-
 // wanted is a validated spec with the node's defaults filled in.
 type wanted struct {
 	name     string
@@ -53,7 +43,7 @@ func (o *op) resolve(spec *pb.VxlanTunnel) (*wanted, error) {
 	dev := spec.GetDevice()
 	w := &wanted{
 		name:     dev.GetName(),
-		alias:    pb.OwnerAlias(o.id),
+		alias:    pb.OwnerAlias(o.own.ID),
 		vni:      int(dev.GetVni()),
 		port:     int(dev.GetPort()),
 		learning: dev.GetLearning(),
@@ -71,7 +61,7 @@ func (o *op) resolve(spec *pb.VxlanTunnel) (*wanted, error) {
 		w.mtu = maxMTU
 	}
 	if w.mtu > maxMTU {
-		return nil, fieldError("vxlan_tunnel.device.mtu", "MTU %d is above the maximum %d: underlay %s has MTU %d and VXLAN adds %d",
+		return nil, fieldError(o.field+"device.mtu", "MTU %d is above the maximum %d: underlay %s has MTU %d and VXLAN adds %d",
 			w.mtu, maxMTU, w.vtep.Attrs().Name, umtu, pb.VxlanOverhead)
 	}
 	if dev.GetMac() != "" {
@@ -101,7 +91,7 @@ func (o *op) resolve(spec *pb.VxlanTunnel) (*wanted, error) {
 // resolveUnderlay finds the vtep device and the local IP: the underlay's primary IPv4
 // address, or the interface that has the given local IP.
 func (o *op) resolveUnderlay(dev *pb.VxlanDevice, w *wanted) error {
-	const p = "vxlan_tunnel.device."
+	p := o.field + "device."
 	if dev.GetUnderlay() != "" {
 		l, err := o.h.LinkByName(dev.GetUnderlay())
 		if err != nil {
@@ -144,16 +134,6 @@ func (o *op) resolveUnderlay(dev *pb.VxlanDevice, w *wanted) error {
 	return fieldError(p+"local_ip", "no interface on this node has the address %s; give the underlay interface", w.local)
 }
 
-// conflictForeign is the error for a link of the wanted name that id does not own.
-func conflictForeign(id, name, alias string) error {
-	if other, ok := strings.CutPrefix(alias, pb.OwnerPrefix); ok {
-		return reconcile.Conflictf("device %s is owned by nodenet object %s", name, other)
-	}
-	// The agent does not know the resource's address in the configuration: <address> stands for it.
-	return reconcile.Conflictf("device %s already exists and is not managed by nodenet (ifalias %q); adopt it with: terraform import <address of the nodenet_vxlan_tunnel> %s, or delete it",
-		name, alias, name)
-}
-
 // plan computes the steps that bring the kernel to spec, checking every conflict first.
 func (o *op) plan(spec *pb.VxlanTunnel) ([]dataplane.Step, error) {
 	w, err := o.resolve(spec)
@@ -164,20 +144,20 @@ func (o *op) plan(spec *pb.VxlanTunnel) ([]dataplane.Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	ref := &linkRef{name: w.name}
+	ref := &dataplane.LinkRef{Name: w.name}
 	var steps []dataplane.Step
 	fresh := true // the device is created by this plan: it has no entries yet
 	macChange := false
 	if l != nil {
 		a := l.Attrs()
 		if a.Alias != w.alias {
-			return nil, conflictForeign(o.id, w.name, a.Alias)
+			return nil, conflictForeign(o.own.ID, w.name, a.Alias)
 		}
 		vx, ok := l.(*netlink.Vxlan)
 		if !ok {
 			return nil, reconcile.Conflictf("device %s is a %s link, not vxlan; delete it", w.name, l.Type())
 		}
-		ref.index = a.Index
+		ref.Index = a.Index
 		if diff := replaceDiff(vx, w); diff != "" {
 			s, err := o.replaceSteps(vx, w, ref, diff)
 			if err != nil {
@@ -204,7 +184,7 @@ func (o *op) plan(spec *pb.VxlanTunnel) ([]dataplane.Step, error) {
 }
 
 // entrySteps are the address, up, neighbour, FDB and route steps of the device.
-func (o *op) entrySteps(w *wanted, ref *linkRef, l netlink.Link, fresh, macChange bool) ([]dataplane.Step, error) {
+func (o *op) entrySteps(w *wanted, ref *dataplane.LinkRef, l netlink.Link, fresh, macChange bool) ([]dataplane.Step, error) {
 	var addrs []netlink.Addr
 	var fdb, neighs []netlink.Neigh
 	var err error
@@ -212,10 +192,10 @@ func (o *op) entrySteps(w *wanted, ref *linkRef, l netlink.Link, fresh, macChang
 		if addrs, err = o.h.IPv4Addrs(l); err != nil {
 			return nil, fmt.Errorf("list addresses of %s: %w", w.name, err)
 		}
-		if fdb, err = o.h.FdbEntries(ref.index); err != nil {
+		if fdb, err = o.h.FdbEntries(ref.Index); err != nil {
 			return nil, fmt.Errorf("list fdb of %s: %w", w.name, err)
 		}
-		if neighs, err = o.h.PermNeighs(ref.index); err != nil {
+		if neighs, err = o.h.PermNeighs(ref.Index); err != nil {
 			return nil, fmt.Errorf("list neighbours of %s: %w", w.name, err)
 		}
 	}
@@ -223,16 +203,26 @@ func (o *op) entrySteps(w *wanted, ref *linkRef, l netlink.Link, fresh, macChang
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)
 	}
-	routeSteps, err := o.routeSteps(w, ref, fresh, all)
-	if err != nil {
-		return nil, err
+	routeSteps, conflicts := o.h.RouteSteps(o.own, ref, fresh, w.onlinkRoutes(), all)
+	if len(conflicts) > 0 {
+		return nil, reconcile.Conflictf("%s", strings.Join(conflicts, "; "))
 	}
 	var steps []dataplane.Step
-	steps = append(steps, o.addrSteps(w, ref, addrs)...)
+	steps = append(steps, o.h.AddrSteps(ref, w.addr, addrs)...)
 	steps = append(steps, o.upStep(w, ref, fresh || l.Attrs().Flags&net.FlagUp != 0))
 	steps = append(steps, o.neighSteps(w, ref, neighs, macChange)...)
 	steps = append(steps, o.fdbSteps(w, ref, fdb)...)
 	return append(steps, routeSteps...), nil
+}
+
+// onlinkRoutes are the wanted routes as the kernel gets them.
+func (w *wanted) onlinkRoutes() []*netlink.Route {
+	var out []*netlink.Route
+	for _, r := range w.routes {
+		_, dst, _ := net.ParseCIDR(r.Dst)
+		out = append(out, dataplane.OnlinkRoute(0, dst, net.ParseIP(r.Via).To4()))
+	}
+	return out
 }
 
 func describe(w *wanted) string {

@@ -2,7 +2,10 @@
 // and the FDB, neighbour and route entries that reach the other members. It is built on the
 // dataplane's netlink handles the way flannel's vxlan backend is: one function per kernel
 // object, the MAC chosen before LinkAdd and checked after link up, FDB and neighbours with
-// NeighSet, onlink routes with nodenet's protocol, every change undoable.
+// NeighSet, onlink routes with nodenet's protocol, every change undoable. The same code plans a
+// tunnel that is part of an object of another kind (an ip_pool's VXLAN encapsulation): see
+// TunnelSteps in embed.go, of which the vxlan_tunnel's Apply, Observe and Delete are thin
+// wrappers.
 package vxlan
 
 import (
@@ -41,14 +44,10 @@ func (r *Reconciler) Validate(o *pb.Object) error { return pb.ValidateVxlanTunne
 func (r *Reconciler) Restore() reconcile.RestoreRule { return reconcile.RestoreAfterReboot }
 
 // Claims are the device and every route the spec asks for (main table).
-func (r *Reconciler) Claims(o *pb.Object) []string {
-	t := o.GetVxlanTunnel()
-	keys := []string{dataplane.LinkKey(t.GetDevice().GetName())}
-	for _, rt := range t.GetRoutes() {
-		keys = append(keys, dataplane.RouteKey(dataplane.CanonPrefix(rt.GetDst()), 0))
-	}
-	return keys
-}
+func (r *Reconciler) Claims(o *pb.Object) []string { return TunnelClaims(o.GetVxlanTunnel()) }
+
+// kindField is where a vxlan_tunnel object's tunnel sits in its spec, for errors.
+const kindField = pb.KindVxlanTunnel + "."
 
 func deviceName(id string) (string, error) {
 	kind, name, err := pb.SplitObjectID(id)
@@ -65,41 +64,33 @@ func object(id string, t *pb.VxlanTunnel) *pb.Object {
 	return &pb.Object{Id: id, Spec: &pb.Object_VxlanTunnel{VxlanTunnel: t}}
 }
 
-// op is one operation on one object with a borrowed netlink handle.
+// op is one operation on one tunnel, part of the object own.ID, with a netlink handle.
 type op struct {
-	h      *dataplane.Handle
-	id     string
-	owned  map[string]bool
-	heldBy func(key string) string
+	h   *dataplane.Handle
+	own *dataplane.Ownership
+	// field is where the tunnel sits in its object's spec, for errors ("vxlan_tunnel.").
+	field string
 }
 
-func (r *Reconciler) begin(id string, owned []string, heldBy func(string) string) (*op, error) {
-	h, err := r.dp.Handle()
-	if err != nil {
-		return nil, err
-	}
-	o := &op{h: h, id: id, owned: map[string]bool{}, heldBy: heldBy}
-	for _, k := range owned {
-		o.owned[k] = true
-	}
-	if o.heldBy == nil {
-		o.heldBy = func(string) string { return "" }
-	}
-	return o, nil
+func newOp(h *dataplane.Handle, id, field string, owned []string, heldBy func(string) string) *op {
+	return &op{h: h, own: dataplane.NewOwnership(id, owned, heldBy), field: field}
 }
 
-func (o *op) end() { o.h.Release() }
-
-// beginOn checks that id names a vxlan_tunnel and begins an operation on its device; it
-// returns the device name.
+// beginOn checks that id names a vxlan_tunnel and borrows a handle for an operation on its
+// device; it returns the device name. The caller releases the handle.
 func (r *Reconciler) beginOn(id string, owned []string) (*op, string, error) {
 	name, err := deviceName(id)
 	if err != nil {
 		return nil, "", err
 	}
-	o, err := r.begin(id, owned, nil)
-	return o, name, err
+	h, err := r.dp.Handle()
+	if err != nil {
+		return nil, "", err
+	}
+	return newOp(h, id, kindField, owned, nil), name, nil
 }
+
+func (o *op) end() { o.h.Release() }
 
 // Apply makes the kernel match the spec; when a change fails, those made are undone.
 func (r *Reconciler) Apply(_ context.Context, req reconcile.Request) (*reconcile.Result, error) {
@@ -107,37 +98,40 @@ func (r *Reconciler) Apply(_ context.Context, req reconcile.Request) (*reconcile
 		return nil, err
 	}
 	spec := req.Spec.GetVxlanTunnel()
-	o, err := r.begin(req.ID, req.Owned, req.HeldBy)
+	h, err := r.dp.Handle()
 	if err != nil {
 		return nil, err
 	}
-	defer o.end()
-	steps, err := o.plan(spec)
+	defer h.Release()
+	p, err := TunnelSteps(h, req.ID, kindField, spec, req.Owned, req.HeldBy)
 	if err != nil {
 		return nil, err
 	}
-	name := spec.GetDevice().GetName()
 	if !req.DryRun {
-		if err := dataplane.Run("vxlan "+name, steps, r.BeforeStep); err != nil {
+		if err := dataplane.Run("vxlan "+spec.GetDevice().GetName(), p.Steps, r.BeforeStep); err != nil {
 			return nil, err
 		}
 	}
-	obs, err := o.observe(name, spec, false)
+	obs, err := p.Observe()
 	if err != nil {
 		return nil, err
 	}
-	return &reconcile.Result{Observed: object(req.ID, obs), Changes: dataplane.Changes(steps), Owned: r.Claims(req.Spec)}, nil
+	return &reconcile.Result{Observed: object(req.ID, obs), Changes: dataplane.Changes(p.Steps), Owned: r.Claims(req.Spec)}, nil
 }
 
 // Observe reads the device and its entries. Routes are those through the device that nodenet
 // added or that the object wants or owns.
 func (r *Reconciler) Observe(_ context.Context, id string, want *pb.Object, owned []string) (*pb.Object, error) {
-	o, name, err := r.beginOn(id, owned)
+	name, err := deviceName(id)
 	if err != nil {
 		return nil, err
 	}
-	defer o.end()
-	obs, err := o.observe(name, want.GetVxlanTunnel(), false)
+	h, err := r.dp.Handle()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Release()
+	obs, err := ObserveTunnel(h, id, name, want.GetVxlanTunnel(), owned)
 	if err != nil {
 		return nil, err
 	}

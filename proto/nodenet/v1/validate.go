@@ -209,16 +209,6 @@ func ParseUnicastMAC(field, s string) (string, error) {
 	return hw.String(), nil
 }
 
-// ParseDeviceAddress parses a tunnel device's address: an interface address, or a /32 as a
-// pool's tunnel endpoint has (Calico's vxlan.calico and tunl0 addresses: the routes through
-// the device are onlink and its neighbours permanent, so no subnet route is needed).
-func ParseDeviceAddress(field, s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil && p.Addr().Is4() && p.Bits() == 32 {
-		return p, nil
-	}
-	return ParseInterfaceAddress(field, s)
-}
-
 // ParseInterfaceAddress parses an IPv4 address with prefix length, like 179.17.1.21/24.
 func ParseInterfaceAddress(field, s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
@@ -330,7 +320,7 @@ func ValidateVxlanTunnel(t *VxlanTunnel) error {
 		}
 	}
 	if d.GetAddress() != "" {
-		if _, err := ParseDeviceAddress(p+"device.address", d.GetAddress()); err != nil {
+		if _, err := ParseInterfaceAddress(p+"device.address", d.GetAddress()); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // ValidatePoolEncapsulation checks a pool's encapsulation on one node (nil: none): one tunnel
@@ -18,8 +20,19 @@ func ValidatePoolEncapsulation(p string, e *PoolEncapsulation) error {
 	}
 	tunnelDst := map[netip.Prefix]bool{}
 	if v := e.GetVxlan(); v != nil {
-		if err := ValidateVxlanTunnel(v); err != nil {
+		// The device's address is the node's tunnel address (a /32), not an address in an
+		// overlay subnet as a vxlan_tunnel's: the rest is the vxlan_tunnel's rules.
+		rest, _ := proto.Clone(v).(*VxlanTunnel)
+		if rest.GetDevice() != nil {
+			rest.Device.Address = ""
+		}
+		if err := ValidateVxlanTunnel(rest); err != nil {
 			return prefixed(p+"vxlan.", err)
+		}
+		if a := v.GetDevice().GetAddress(); a != "" {
+			if _, err := parseTunnelAddress(p+"vxlan.device.address", a); err != nil {
+				return err
+			}
 		}
 		for _, r := range v.GetRoutes() {
 			tunnelDst[netip.MustParsePrefix(r.GetDst()).Masked()] = true
@@ -56,7 +69,7 @@ func ValidateIpipTunnel(p string, t *IpipTunnel) error {
 	if err := ValidateIfName(p+"name", t.GetName()); err != nil {
 		return err
 	}
-	if _, err := ParseDeviceAddress(p+"address", t.GetAddress()); err != nil {
+	if _, err := parseTunnelAddress(p+"address", t.GetAddress()); err != nil {
 		return err
 	}
 	if t.GetMtu() != 0 {
@@ -80,6 +93,17 @@ func ValidateIpipTunnel(p string, t *IpipTunnel) error {
 		}
 	}
 	return nil
+}
+
+// parseTunnelAddress parses a node's tunnel address in a pool: one IPv4 address of its block as
+// a /32, like 10.244.0.64/32 (the block's first address, as Calico gives tunl0 and
+// vxlan.calico; a network address is fine: the block is routed, not a link's subnet).
+func parseTunnelAddress(field, s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() || p.Bits() != 32 {
+		return netip.Prefix{}, fieldErr(field, "%q is not a tunnel address: an IPv4 address of the node's block with /32, like 10.244.0.64/32", s)
+	}
+	return p, nil
 }
 
 // validateCNIFile checks a CNI configuration and its file name: both or neither; a plain file
