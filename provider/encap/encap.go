@@ -182,7 +182,7 @@ func share(in Input, n Node, members []Node) *pb.PoolEncapsulation {
 		}}
 		e.Vxlan = vx
 	case TypeIpip:
-		ip = &pb.IpipTunnel{Name: in.Device, Address: addr, Mtu: uint32(mtu(in, n))}
+		ip = &pb.IpipTunnel{Name: in.Device, LocalIp: n.Underlay.String(), Address: addr, Mtu: uint32(mtu(in, n))}
 		e.Ipip = ip
 	}
 	for _, o := range members {

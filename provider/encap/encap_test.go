@@ -154,11 +154,11 @@ func TestIpip(t *testing.T) {
 	in.Type, in.Device, in.VNI = TypeIpip, "tunl-pool0", 0
 	out := plan(t, in)
 	equal(t, "n1", out["c1/n1"], &pb.PoolEncapsulation{
-		Ipip:   &pb.IpipTunnel{Name: "tunl-pool0", Address: "10.244.0.0/32", Mtu: 1480, Routes: routes("10.244.0.128/26", "192.168.2.13")},
+		Ipip:   &pb.IpipTunnel{Name: "tunl-pool0", LocalIp: "192.168.1.11", Address: "10.244.0.0/32", Mtu: 1480, Routes: routes("10.244.0.128/26", "192.168.2.13")},
 		Direct: routes("10.244.0.64/26", "192.168.1.12"),
 	})
 	equal(t, "n3", out["c1/n3"], &pb.PoolEncapsulation{
-		Ipip: &pb.IpipTunnel{Name: "tunl-pool0", Address: "10.244.0.128/32", Mtu: 8980, Routes: routes("10.244.0.0/26", "192.168.1.11", "10.244.0.64/26", "192.168.1.12")},
+		Ipip: &pb.IpipTunnel{Name: "tunl-pool0", LocalIp: "192.168.2.13", Address: "10.244.0.128/32", Mtu: 8980, Routes: routes("10.244.0.0/26", "192.168.1.11", "10.244.0.64/26", "192.168.1.12")},
 	})
 	if out["c1/n4"] != nil {
 		t.Errorf("n4: %v", out["c1/n4"])
@@ -166,7 +166,7 @@ func TestIpip(t *testing.T) {
 	in.Mode, in.MTU = ModeAlways, 1400
 	out = plan(t, in)
 	equal(t, "n2 always", out["c1/n2"], &pb.PoolEncapsulation{
-		Ipip: &pb.IpipTunnel{Name: "tunl-pool0", Address: "10.244.0.64/32", Mtu: 1400, Routes: routes("10.244.0.0/26", "192.168.1.11", "10.244.0.128/26", "192.168.2.13")},
+		Ipip: &pb.IpipTunnel{Name: "tunl-pool0", LocalIp: "192.168.1.12", Address: "10.244.0.64/32", Mtu: 1400, Routes: routes("10.244.0.0/26", "192.168.1.11", "10.244.0.128/26", "192.168.2.13")},
 	})
 }
 
@@ -336,7 +336,7 @@ func TestLines(t *testing.T) {
 	in.Type, in.Device = TypeIpip, "tunl-pool0"
 	ipip := plan(t, in)["c1/n3"]
 	wantIpip := []string{
-		"ipip tunl-pool0 address 10.244.0.128/32 mtu 8980",
+		"ipip tunl-pool0 local 192.168.2.13 address 10.244.0.128/32 mtu 8980",
 		"route 10.244.0.0/26 via 192.168.1.11 dev tunl-pool0 onlink",
 		"route 10.244.0.64/26 via 192.168.1.12 dev tunl-pool0 onlink",
 	}

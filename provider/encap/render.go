@@ -48,7 +48,7 @@ func Lines(e *pb.PoolEncapsulation) []string {
 		out = append(out, routeLines(vx.GetRoutes(), name)...)
 	}
 	if ip := e.GetIpip(); ip != nil {
-		out = append(out, fmt.Sprintf("ipip %s address %s mtu %d", ip.GetName(), ip.GetAddress(), ip.GetMtu()))
+		out = append(out, fmt.Sprintf("ipip %s local %s address %s mtu %d", ip.GetName(), ip.GetLocalIp(), ip.GetAddress(), ip.GetMtu()))
 		out = append(out, routeLines(ip.GetRoutes(), ip.GetName())...)
 	}
 	return append(out, routeLines(e.GetDirect(), "")...)

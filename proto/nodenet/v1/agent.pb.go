@@ -1553,6 +1553,9 @@ type IpipTunnel struct {
 	Mtu uint32 `protobuf:"varint,3,opt,name=mtu,proto3" json:"mtu,omitempty"`
 	// Routes to other nodes' blocks: via is that node's underlay address (onlink).
 	Routes []*Route `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty"`
+	// The node's underlay address, the tunnel's local end (a kernel with ipip has the
+	// catch-all tunl0 and refuses a second device without one).
+	LocalIp string `protobuf:"bytes,5,opt,name=local_ip,json=localIp,proto3" json:"local_ip,omitempty"`
 	// Observed only.
 	Ifindex       int32  `protobuf:"varint,20,opt,name=ifindex,proto3" json:"ifindex,omitempty"`
 	OperState     string `protobuf:"bytes,21,opt,name=oper_state,json=operState,proto3" json:"oper_state,omitempty"`
@@ -1616,6 +1619,13 @@ func (x *IpipTunnel) GetRoutes() []*Route {
 		return x.Routes
 	}
 	return nil
+}
+
+func (x *IpipTunnel) GetLocalIp() string {
+	if x != nil {
+		return x.LocalIp
+	}
+	return ""
 }
 
 func (x *IpipTunnel) GetIfindex() int32 {
@@ -2837,13 +2847,14 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\x11PoolEncapsulation\x12-\n" +
 	"\x05vxlan\x18\x01 \x01(\v2\x17.nodenet.v1.VxlanTunnelR\x05vxlan\x12*\n" +
 	"\x04ipip\x18\x02 \x01(\v2\x16.nodenet.v1.IpipTunnelR\x04ipip\x12)\n" +
-	"\x06direct\x18\x03 \x03(\v2\x11.nodenet.v1.RouteR\x06direct\"\xb0\x01\n" +
+	"\x06direct\x18\x03 \x03(\v2\x11.nodenet.v1.RouteR\x06direct\"\xcb\x01\n" +
 	"\n" +
 	"IpipTunnel\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x10\n" +
 	"\x03mtu\x18\x03 \x01(\rR\x03mtu\x12)\n" +
-	"\x06routes\x18\x04 \x03(\v2\x11.nodenet.v1.RouteR\x06routes\x12\x18\n" +
+	"\x06routes\x18\x04 \x03(\v2\x11.nodenet.v1.RouteR\x06routes\x12\x19\n" +
+	"\blocal_ip\x18\x05 \x01(\tR\alocalIp\x12\x18\n" +
 	"\aifindex\x18\x14 \x01(\x05R\aifindex\x12\x1d\n" +
 	"\n" +
 	"oper_state\x18\x15 \x01(\tR\toperState\"l\n" +

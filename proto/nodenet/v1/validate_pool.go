@@ -72,6 +72,9 @@ func ValidateIpipTunnel(p string, t *IpipTunnel) error {
 	if _, err := parseTunnelAddress(p+"address", t.GetAddress()); err != nil {
 		return err
 	}
+	if _, err := ParseIPv4(p+"local_ip", t.GetLocalIp()); err != nil {
+		return err
+	}
 	if t.GetMtu() != 0 {
 		if err := ValidateMTU(p+"mtu", int64(t.GetMtu())); err != nil {
 			return err

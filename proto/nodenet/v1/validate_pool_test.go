@@ -16,7 +16,7 @@ func TestPoolTunnelAddress(t *testing.T) {
 		}}
 	}
 	ipip := func(addr string) *PoolEncapsulation {
-		return &PoolEncapsulation{Ipip: &IpipTunnel{Name: "tunl-pool0", Address: addr, Routes: []*Route{{Dst: "10.244.0.64/26", Via: "192.168.1.12"}}}}
+		return &PoolEncapsulation{Ipip: &IpipTunnel{Name: "tunl-pool0", LocalIp: "192.168.1.11", Address: addr, Routes: []*Route{{Dst: "10.244.0.64/26", Via: "192.168.1.12"}}}}
 	}
 	for _, addr := range []string{"10.244.0.0/32", "10.244.0.64/32", "10.244.0.5/32"} {
 		if err := ValidatePoolEncapsulation("ip_pool.encapsulation.", vx(addr)); err != nil {

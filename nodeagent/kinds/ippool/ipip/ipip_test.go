@@ -19,7 +19,7 @@ const testPool = "ip_pool/10.244.0.0/16"
 // reached through the tunnel (given out of order).
 func spec() *pb.IpipTunnel {
 	return &pb.IpipTunnel{
-		Name: "tunl-pool0", Address: "10.244.0.0/32", Mtu: 1480,
+		Name: "tunl-pool0", LocalIp: "192.168.1.11", Address: "10.244.0.0/32", Mtu: 1480,
 		Routes: []*pb.Route{
 			{Dst: "10.244.0.128/26", Via: "192.168.2.13"},
 			{Dst: "10.244.0.64/26", Via: "192.168.1.12"},

@@ -72,7 +72,7 @@ func hasIpip(t *testing.T) bool {
 func nodeSpec(i int) *pb.IpipTunnel {
 	j := 1 - i
 	return &pb.IpipTunnel{
-		Name: "tunl-pool0", Address: fmt.Sprintf("10.244.0.%d/32", 64*i), Mtu: 1480,
+		Name: "tunl-pool0", LocalIp: fmt.Sprintf("192.168.77.%d", i+1), Address: fmt.Sprintf("10.244.0.%d/32", 64*i), Mtu: 1480,
 		Routes: []*pb.Route{{Dst: fmt.Sprintf("10.244.0.%d/26", 64*j), Via: fmt.Sprintf("192.168.77.%d", j+1)}},
 	}
 }

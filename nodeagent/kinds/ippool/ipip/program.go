@@ -308,13 +308,18 @@ func observe(h *dataplane.Handle, own *dataplane.Ownership, device string, want 
 		return nil, nil
 	}
 	out := &pb.IpipTunnel{Name: tun.Name, Mtu: uint32(tun.MTU), Ifindex: int32(tun.Index), OperState: dataplane.OperState(tun.Attrs())}
+	if tun.Local != nil && !tun.Local.IsUnspecified() {
+		out.LocalIp = tun.Local.String()
+	}
 	addrs, err := h.IPv4Addrs(tun)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses of %s: %w", device, err)
 	}
-	if len(addrs) > 0 {
-		out.Address = addrs[0].IPNet.String()
+	var as []string
+	for _, a := range addrs {
+		as = append(as, a.IPNet.String())
 	}
+	out.Address = strings.Join(as, ",") // a second address made by hand shows as drift
 	if out.Routes, err = h.ObserveLinkRoutes(own, tun.Index, want.GetRoutes(), false); err != nil {
 		return nil, fmt.Errorf("list routes of %s: %w", device, err)
 	}
