@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -77,6 +78,19 @@ func (r *IPPoolResource) ImportState(ctx context.Context, req resource.ImportSta
 	resp.Diagnostics.Append(d...)
 	m.Nodes = nodes
 	m.Timeouts = timeouts.Value{Object: types.ObjectNull(timeoutsType)}
+	// An import adopts the blocks: NAT and encapsulation start as nodenet's defaults, and a
+	// configuration that asks for them plans them on the next apply.
+	m.NATOutgoing = types.BoolValue(false)
+	m.Encapsulation, m.EncapsulationMode = types.StringValue(encapNone), types.StringValue(modeAlways)
+	m.VXLANVNI, m.VXLANPort = types.Int64Value(4096), types.Int64Value(int64(pb.DefaultVxlanPort))
+	m.TunnelDevice, m.MTU = types.StringValue(""), types.Int64Null()
+	m.NAT, m.Tunnels, m.CNIConfig = types.MapNull(types.StringType), types.MapNull(types.StringType), types.MapNull(types.StringType)
 	m.setObserved(ctx, observed, nil, &resp.Diagnostics)
+	// The CNI configurations are rendered from the blocks and the nodes' answers, as a plan
+	// renders them.
+	var d2 diag.Diagnostics
+	if pp := r.planNodes(ctx, &m, true, &d2); pp != nil && !d2.HasError() {
+		m.CNIConfig = unknownFor(ctx, pp.cni, nil, &resp.Diagnostics)
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }

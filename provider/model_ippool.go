@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sort"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -13,80 +14,155 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
-	"github.com/nodenet/terraform-provider-nodenet/provider/fleet"
-	"github.com/nodenet/terraform-provider-nodenet/provider/ipam"
 )
 
 type ipPoolModel struct {
-	ID               types.String   `tfsdk:"id"`
-	Cluster          types.String   `tfsdk:"cluster"`
-	CIDR             types.String   `tfsdk:"cidr"`
-	BlockSize        types.Int64    `tfsdk:"block_size"`
-	Disabled         types.Bool     `tfsdk:"disabled"`
-	DisableBGPExport types.Bool     `tfsdk:"disable_bgp_export"`
-	Nodes            types.Set      `tfsdk:"nodes"`
-	Allocations      types.Map      `tfsdk:"allocations"`
-	Timeouts         timeouts.Value `tfsdk:"timeouts"`
+	ID                types.String   `tfsdk:"id"`
+	Cluster           types.String   `tfsdk:"cluster"`
+	CIDR              types.String   `tfsdk:"cidr"`
+	BlockSize         types.Int64    `tfsdk:"block_size"`
+	Disabled          types.Bool     `tfsdk:"disabled"`
+	DisableBGPExport  types.Bool     `tfsdk:"disable_bgp_export"`
+	Nodes             types.Set      `tfsdk:"nodes"`
+	NATOutgoing       types.Bool     `tfsdk:"nat_outgoing"`
+	Encapsulation     types.String   `tfsdk:"encapsulation"`
+	EncapsulationMode types.String   `tfsdk:"encapsulation_mode"`
+	VXLANVNI          types.Int64    `tfsdk:"vxlan_vni"`
+	VXLANPort         types.Int64    `tfsdk:"vxlan_port"`
+	TunnelDevice      types.String   `tfsdk:"tunnel_device"`
+	MTU               types.Int64    `tfsdk:"mtu"`
+	CNI               *poolCNIModel  `tfsdk:"cni"`
+	Allocations       types.Map      `tfsdk:"allocations"`
+	NAT               types.Map      `tfsdk:"nat"`
+	Tunnels           types.Map      `tfsdk:"tunnels"`
+	CNIConfig         types.Map      `tfsdk:"cni_config"`
+	Timeouts          timeouts.Value `tfsdk:"timeouts"`
 }
+
+type poolCNIModel struct {
+	Network types.String `tfsdk:"network"`
+	File    types.String `tfsdk:"file"`
+}
+
+const (
+	encapNone       = "none"
+	encapVXLAN      = "vxlan"
+	encapIPIP       = "ipip"
+	modeAlways      = "always"
+	modeCrossSubnet = "cross_subnet"
+)
 
 func (m *ipPoolModel) objectID() string { return pb.ObjectID(pb.KindIpPool, m.CIDR.ValueString()) }
 func (m *ipPoolModel) owner() string    { return "nodenet_ippool:" + m.ID.ValueString() }
 
 func (m *ipPoolModel) allocations(ctx context.Context, diags *diag.Diagnostics) map[string]string {
+	return stringMap(ctx, m.Allocations, diags)
+}
+
+// stringMap is a map attribute's known elements (none when it is null or unknown).
+func stringMap(ctx context.Context, v types.Map, diags *diag.Diagnostics) map[string]string {
 	out := map[string]string{}
-	if !m.Allocations.IsNull() && !m.Allocations.IsUnknown() {
-		diags.Append(m.Allocations.ElementsAs(ctx, &out, false)...)
+	if !v.IsNull() && !v.IsUnknown() {
+		diags.Append(v.ElementsAs(ctx, &out, false)...)
 	}
 	return out
 }
 
-// allocationKeys are the node keys of the allocations.
-func (m *ipPoolModel) allocationKeys(ctx context.Context, diags *diag.Diagnostics) []string {
+// nodeKeys are the keys of the pool's nodes: those it has, with a block or without.
+func (m *ipPoolModel) nodeKeys(ctx context.Context, diags *diag.Diagnostics) []string {
+	var names []string
+	if !m.Nodes.IsNull() && !m.Nodes.IsUnknown() {
+		diags.Append(m.Nodes.ElementsAs(ctx, &names, false)...)
+	}
+	for n := range m.allocations(ctx, diags) {
+		if !contains(names, n) {
+			names = append(names, n) // a state from before pools had blockless nodes
+		}
+	}
 	var keys []string
-	for _, n := range sortedKeys(m.allocations(ctx, diags)) {
+	for _, n := range names {
 		keys = append(keys, m.Cluster.ValueString()+"/"+n)
 	}
+	sort.Strings(keys)
 	return keys
 }
 
-// objects are the per-node objects of the allocations.
-func (m *ipPoolModel) objects(ctx context.Context, diags *diag.Diagnostics) fleet.Objects {
-	out := fleet.Objects{}
-	for node, block := range m.allocations(ctx, diags) {
-		out[m.Cluster.ValueString()+"/"+node] = &pb.Object{Id: m.objectID(), Owner: m.owner(), Spec: &pb.Object_IpPool{IpPool: &pb.IpPool{
-			Cidr: m.CIDR.ValueString(), Block: block, Disabled: m.Disabled.ValueBool(), DisableBgpExport: m.DisableBGPExport.ValueBool(),
-		}}}
+// spec is the part of a node's object the model says alone (the planner adds the
+// encapsulation and the CNI configuration, which need the nodes' answers).
+func (m *ipPoolModel) spec(block string) *pb.IpPool {
+	return &pb.IpPool{
+		Cidr: m.CIDR.ValueString(), Block: block, Disabled: m.Disabled.ValueBool(), DisableBgpExport: m.DisableBGPExport.ValueBool(),
+		NatOutgoing: m.NATOutgoing.ValueBool(),
 	}
-	return out
 }
 
-// setObserved fills the allocations from what the nodes have: a node whose blackhole is
-// gone, or that does not have the pool, has no allocation (the next plan gives it again).
-// Nodes in down keep their last known allocation.
+func (m *ipPoolModel) object(p *pb.IpPool) *pb.Object {
+	return &pb.Object{Id: m.objectID(), Owner: m.owner(), Spec: &pb.Object_IpPool{IpPool: p}}
+}
+
+// setObserved fills the computed attributes from what the nodes have: a node whose blackhole
+// is gone, or that does not have the pool, has no allocation (the next plan gives it again);
+// its NAT lines, tunnel entries and CNI file as they are. Nodes in down keep their last
+// known values.
 func (m *ipPoolModel) setObserved(ctx context.Context, observed map[string]*pb.Object, down []string, diags *diag.Diagnostics) {
-	prev := m.allocations(ctx, diags)
-	alloc := map[string]string{}
+	prev := map[string]map[string]string{
+		"alloc": m.allocations(ctx, diags), "nat": stringMap(ctx, m.NAT, diags),
+		"tunnels": stringMap(ctx, m.Tunnels, diags), "cni": stringMap(ctx, m.CNIConfig, diags),
+	}
+	out := map[string]map[string]string{"alloc": {}, "nat": {}, "tunnels": {}, "cni": {}}
 	for k, o := range observed {
-		p := o.GetIpPool()
+		p, n := o.GetIpPool(), nodeName(k)
 		if p.GetBlock() != "" && p.GetBlackhole() {
-			alloc[nodeName(k)] = p.GetBlock()
+			out["alloc"][n] = p.GetBlock()
+		}
+		out["nat"][n] = natLines(p.GetCidr(), p.GetNat())
+		if p.GetBlock() == "" {
+			continue
+		}
+		out["tunnels"][n] = tunnelLines(p.GetEncapsulation())
+		switch {
+		case m.CNI != nil:
+			out["cni"][n] = p.GetCniConfig() // the node's file, as it is
+		case prev["cni"][n] != "":
+			out["cni"][n] = prev["cni"][n] // rendered only, not on the node: nothing to observe
 		}
 	}
 	for _, k := range down {
-		if b, ok := prev[nodeName(k)]; ok {
-			alloc[nodeName(k)] = b
+		for attr := range out {
+			if v, ok := prev[attr][nodeName(k)]; ok {
+				out[attr][nodeName(k)] = v
+			}
 		}
 	}
-	v, d := types.MapValueFrom(ctx, types.StringType, alloc)
+	m.Allocations = mapValue(ctx, out["alloc"], diags)
+	m.NAT = mapValue(ctx, out["nat"], diags)
+	m.Tunnels = mapValue(ctx, out["tunnels"], diags)
+	m.CNIConfig = mapValue(ctx, out["cni"], diags)
+}
+
+func mapValue(ctx context.Context, m map[string]string, diags *diag.Diagnostics) types.Map {
+	v, d := types.MapValueFrom(ctx, types.StringType, m)
 	diags.Append(d...)
-	m.Allocations = v
+	return v
 }
 
 // ValidateConfig checks the block size against the pool.
 func (r *IPPoolResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	var m ipPoolModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() || m.CIDR.IsUnknown() || m.CIDR.IsNull() || m.BlockSize.IsUnknown() || m.BlockSize.IsNull() {
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	noEncap := !m.Encapsulation.IsUnknown() && (m.Encapsulation.IsNull() || m.Encapsulation.ValueString() == encapNone)
+	if m.EncapsulationMode.ValueString() == modeCrossSubnet && noEncap {
+		resp.Diagnostics.AddAttributeError(path.Root("encapsulation_mode"), "Nothing to encapsulate",
+			"encapsulation_mode cross_subnet encapsulates traffic to nodes in other subnets: it needs encapsulation vxlan or ipip (encapsulation is none)")
+	}
+	if !m.TunnelDevice.IsNull() && !m.TunnelDevice.IsUnknown() && noEncap {
+		resp.Diagnostics.AddAttributeError(path.Root("tunnel_device"), "No tunnel",
+			"tunnel_device names the pool's tunnel device: it needs encapsulation vxlan or ipip (encapsulation is none)")
+	}
+	if m.CIDR.IsUnknown() || m.CIDR.IsNull() || m.BlockSize.IsUnknown() || m.BlockSize.IsNull() {
 		return
 	}
 	pool, err := netip.ParsePrefix(m.CIDR.ValueString())
@@ -96,85 +172,6 @@ func (r *IPPoolResource) ValidateConfig(ctx context.Context, req resource.Valida
 	if bs := m.BlockSize.ValueInt64(); bs < int64(pool.Bits()) || bs > 32 {
 		resp.Diagnostics.AddAttributeError(path.Root("block_size"), "Invalid block size",
 			fmt.Sprintf("block_size %d is outside the pool %s: allowed %d to 32 (blocks are parts of the pool)", bs, pool, pool.Bits()))
-	}
-}
-
-// ModifyPlan plans the nodes and their blocks: existing allocations stay, new nodes take the
-// lowest free blocks, a disabled pool gives no new block. Pools overlapping another pool
-// planned in this run, or one the nodes have, are refused.
-func (r *IPPoolResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.Plan.Raw.IsNull() || r.data == nil {
-		return
-	}
-	var plan, state ipPoolModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if !req.State.Raw.IsNull() {
-		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	}
-	var cfg ipPoolModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
-	if resp.Diagnostics.HasError() || plan.Cluster.IsUnknown() || plan.CIDR.IsUnknown() || plan.BlockSize.IsUnknown() || cfg.Nodes.IsUnknown() {
-		return
-	}
-	pool, err := netip.ParsePrefix(plan.CIDR.ValueString())
-	if err != nil {
-		return
-	}
-	if other := r.data.pools.claim(plan.Cluster.ValueString(), pool); other != "" {
-		resp.Diagnostics.AddAttributeError(path.Root("cidr"), "Overlapping pools",
-			fmt.Sprintf("pool %s overlaps pool %s of cluster %s: the pools of a cluster must not overlap", pool, other, plan.Cluster.ValueString()))
-		return
-	}
-	keys := clusterNodes(ctx, r.data.Fleet, plan.Cluster.ValueString(), cfg.Nodes, "nodes", &resp.Diagnostics)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r.checkAgentsOverlap(ctx, pool, plan.objectID(), keys, &resp.Diagnostics)
-	prev := map[string]netip.Prefix{}
-	for n, b := range state.allocations(ctx, &resp.Diagnostics) {
-		if p, err := netip.ParsePrefix(b); err == nil {
-			prev[n] = p
-		}
-	}
-	var nodes []string
-	for _, k := range keys {
-		if _, had := prev[nodeName(k)]; had || !plan.Disabled.ValueBool() {
-			nodes = append(nodes, nodeName(k))
-		}
-	}
-	alloc, err := ipam.Allocate(pool, int(plan.BlockSize.ValueInt64()), nodes, prev)
-	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("cidr"), "Pool too small", err.Error())
-		return
-	}
-	out := map[string]string{}
-	for n, b := range alloc {
-		out[n] = b.String()
-	}
-	nodesV, d := types.SetValueFrom(ctx, types.StringType, nodeNames(keys))
-	resp.Diagnostics.Append(d...)
-	allocV, d := types.MapValueFrom(ctx, types.StringType, out)
-	resp.Diagnostics.Append(d...)
-	plan.Nodes, plan.Allocations = nodesV, allocV
-	if plan.ID.IsUnknown() {
-		plan.ID = types.StringValue(plan.Cluster.ValueString() + "/" + pool.String())
-	}
-	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
-}
-
-// checkAgentsOverlap refuses a pool that overlaps another pool the nodes have.
-func (r *IPPoolResource) checkAgentsOverlap(ctx context.Context, pool netip.Prefix, id string, keys []string, diags *diag.Diagnostics) {
-	lists, _ := r.data.Fleet.List(ctx, keys)
-	for _, k := range sortedKeys(lists) {
-		for _, o := range lists[k] {
-			other, err := netip.ParsePrefix(o.GetIpPool().GetCidr())
-			if err != nil || o.GetId() == id || !other.Overlaps(pool) {
-				continue
-			}
-			diags.AddAttributeError(path.Root("cidr"), "Overlapping pools",
-				fmt.Sprintf("pool %s overlaps pool %s, which node %s has (managed by %s)", pool, other, k, o.GetOwner()))
-			return
-		}
 	}
 }
 

@@ -192,9 +192,6 @@ func deletePerNode[T any, P interface {
 
 // The models' parts of perNodeModel that their own files do not have.
 
-func (m *ipPoolModel) nodeKeys(ctx context.Context, diags *diag.Diagnostics) []string {
-	return m.allocationKeys(ctx, diags)
-}
 func (m *ipPoolModel) deleteTimeout(ctx context.Context, def time.Duration) (time.Duration, diag.Diagnostics) {
 	return m.Timeouts.Delete(ctx, def)
 }

@@ -47,7 +47,7 @@ func startChild(cmd *exec.Cmd) error {
 // ExecAgent returns a StartAgent that runs
 //
 //	<binary> serve --cluster C --node N --netns P --listen-fd 3 --tls-cert F --tls-key F
-//	         --client-ca F --state-dir D --boot-id-file F [--cni-conf-dir D]
+//	         --client-ca F --state-dir D --boot-id-file F [--cni-conf-dir D] [--cni-ipam-data-dir D]
 //
 // with the listener as fd 3, output appended to cfg.LogFile, in its own process group.
 // stop sends SIGTERM and waits; after StopTimeout it kills the process group. Only the
@@ -137,6 +137,9 @@ func AgentCommand(binary string, cfg AgentConfig) (cmd *exec.Cmd, closeFiles fun
 	)
 	if cfg.CNIConfDir != "" {
 		cmd.Args = append(cmd.Args, "--cni-conf-dir", cfg.CNIConfDir)
+	}
+	if cfg.CNIDataDir != "" {
+		cmd.Args = append(cmd.Args, "--cni-ipam-data-dir", cfg.CNIDataDir)
 	}
 	if lvl := os.Getenv("NODENET_LAB_LOG_LEVEL"); lvl != "" {
 		cmd.Args = append(cmd.Args, "--log-level", lvl)

@@ -59,7 +59,7 @@ func InProcessAgentHooked(version string, afterIntent func(node, id string)) Sta
 			done <- server.Run(ctx, server.AgentConfig{
 				Cluster: cfg.Cluster, Node: cfg.Node, Version: version, NetnsPath: cfg.NetnsPath,
 				Creds: tlsconf.LogRefusals(credentials.NewTLS(tc), log), StateDir: cfg.StateDir, BootID: strings.TrimSpace(string(b)),
-				Logger: log, AfterIntent: hook, CNIConfDir: cfg.CNIConfDir,
+				Logger: log, AfterIntent: hook, CNIConfDir: cfg.CNIConfDir, CNIIpamDataDir: cfg.CNIDataDir,
 			}, cfg.Listener)
 		}()
 		return func() error {

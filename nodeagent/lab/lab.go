@@ -66,6 +66,8 @@ type AgentConfig struct {
 	// CNIConfDir is the host's CNI configuration directory, where the agent writes the CNI
 	// configurations of IP pools (--cni-conf-dir; /etc/cni/net.d on a node).
 	CNIConfDir string
+	// CNIDataDir is host-local's data dir the configurations name (--cni-ipam-data-dir).
+	CNIDataDir string
 }
 
 // StartAgent starts one agent; stop must stop it without removing anything from the
@@ -503,6 +505,7 @@ func (l *Lab) StartAgent(h *Host) error {
 		BootIDFile:   h.BootIDFile,
 		LogFile:      h.LogFile,
 		CNIConfDir:   h.CNIConfDir,
+		CNIDataDir:   h.CNIDataDir,
 	}
 	stop, err := l.start(cfg)
 	if err != nil {

@@ -36,6 +36,7 @@ func fakeAgentMain(args []string) int {
 	nsPath := fs.String("netns", "", "")
 	fd := fs.Int("listen-fd", 0, "")
 	cniConfDir := fs.String("cni-conf-dir", "", "")
+	fs.String("cni-ipam-data-dir", "", "")
 	for _, n := range []string{"tls-cert", "tls-key", "client-ca", "state-dir", "boot-id-file"} {
 		fs.String(n, "", "")
 	}

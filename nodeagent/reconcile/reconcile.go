@@ -112,6 +112,14 @@ type Runtime interface {
 	Stop(ctx context.Context) error
 }
 
+// Loader is implemented by reconcilers whose objects share a kernel object that each
+// contributes to, like the pools' NAT table (the union of every pool's CIDRs): at every
+// start, before any replay or Apply, the server hands Load the stored objects of the kind,
+// so the shared object is planned from all of them. Load touches nothing in the kernel.
+type Loader interface {
+	Load(objects []*pb.Object)
+}
+
 // EntryHolder is implemented by runtimes that hold kernel entries no stored object records,
 // like the routes the BGP speaker learns: the server counts them as held by the object id
 // HeldBy returns ("" when key is not theirs), so no other object takes them over and Info

@@ -37,6 +37,8 @@ func (s *Server) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.NodeInfo, err
 		BootId:         s.cfg.BootID,
 		Problems:       s.problems.list(),
 		Unexplained:    unexplained,
+		CniConfDir:     s.cfg.CNIConfDir,
+		CniIpamDataDir: s.cfg.CNIIpamDataDir,
 	}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	bgpkinds "github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/bgp"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/ippool"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/vxlan"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/nat"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/reconcile"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/store"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
@@ -38,16 +39,28 @@ type AgentConfig struct {
 	// CNIConfDir is the node's CNI configuration directory (--cni-conf-dir), where the CNI
 	// configurations of IP pools are written.
 	CNIConfDir string
+	// CNIIpamDataDir is the host-local IPAM data dir the configurations name
+	// (--cni-ipam-data-dir; "" for host-local's default).
+	CNIIpamDataDir string
 }
 
-// Kinds returns the reconcilers of every kind this agent manages, over one dataplane and one
-// BGP speaker. Adding a kind is a package under nodeagent/kinds and one line here.
-func Kinds(dp *dataplane.Dataplane, sp *bgp.Speaker) (*reconcile.Registry, error) {
-	speaker, peer, reflector := bgpkinds.New(sp)
+// Node is what the kinds share on one node: the dataplane, the BGP speaker, the NAT table
+// and where CNI configurations go.
+type Node struct {
+	Dataplane  *dataplane.Dataplane
+	Speaker    *bgp.Speaker
+	NAT        *nat.Table
+	CNIConfDir string
+}
+
+// Kinds returns the reconcilers of every kind this agent manages on one node. Adding a kind
+// is a package under nodeagent/kinds and one line here.
+func Kinds(n Node) (*reconcile.Registry, error) {
+	speaker, peer, reflector := bgpkinds.New(n.Speaker)
 	return reconcile.NewRegistry(
-		vxlan.New(dp),
+		vxlan.New(n.Dataplane),
 		speaker, peer, reflector,
-		ippool.New(dp, sp),
+		ippool.New(n.Dataplane, n.Speaker, n.NAT, n.CNIConfDir),
 	)
 }
 
@@ -72,7 +85,12 @@ func Run(ctx context.Context, cfg AgentConfig, ln net.Listener) error {
 	}
 	defer dp.Close() // closes netlink sockets only; kernel state stays
 	sp := bgp.New(bgp.Options{Dataplane: dp, StateDir: cfg.StateDir, Logger: log, Unavailable: bgp.UnavailableIn(cfg.NetnsPath)})
-	reg, err := Kinds(dp, sp)
+	nt, err := nat.Open(cfg.NetnsPath)
+	if err != nil {
+		return err
+	}
+	defer nt.Close() // the table stays in the kernel
+	reg, err := Kinds(Node{Dataplane: dp, Speaker: sp, NAT: nt, CNIConfDir: cfg.CNIConfDir})
 	if err != nil {
 		return err
 	}
@@ -80,6 +98,7 @@ func Run(ctx context.Context, cfg AgentConfig, ln net.Listener) error {
 		Cluster: cfg.Cluster, Node: cfg.Node, Version: cfg.Version, Registry: reg, Kernel: dp,
 		Store: st, BootID: cfg.BootID, Logger: log, Enforce: cfg.Enforce,
 		ProbeKernelFeatures: dataplane.ProbeKernelFeatures, AfterIntent: cfg.AfterIntent,
+		CNIConfDir: cfg.CNIConfDir, CNIIpamDataDir: cfg.CNIIpamDataDir,
 	})
 	if err != nil {
 		return err

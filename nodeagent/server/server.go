@@ -39,6 +39,9 @@ type Config struct {
 	Registry               *reconcile.Registry
 	Kernel                 Kernel
 	Store                  *store.Store
+	// CNIConfDir and CNIIpamDataDir are reported in Info (where the pools' CNI
+	// configurations go, and the IPAM data dir they name).
+	CNIConfDir, CNIIpamDataDir string
 	// BootID is the current boot id of the node.
 	BootID string
 	Logger *slog.Logger

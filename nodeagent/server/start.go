@@ -46,6 +46,15 @@ func (s *Server) Start(ctx context.Context) error {
 		byKind[r.Kind()] = append(byKind[r.Kind()], rec)
 	}
 	for _, r := range s.reg.All() {
+		if l, ok := r.(reconcile.Loader); ok {
+			var objs []*pb.Object
+			for _, rec := range byKind[r.Kind()] {
+				objs = append(objs, rec.Object)
+			}
+			l.Load(objs)
+		}
+	}
+	for _, r := range s.reg.All() {
 		if r.Restore() == reconcile.RestoreAfterReboot {
 			s.replay(ctx, r, byKind[r.Kind()])
 		}

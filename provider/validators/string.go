@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
+	"github.com/nodenet/terraform-provider-nodenet/provider/cniconf"
 	"github.com/nodenet/terraform-provider-nodenet/provider/mesh"
 )
 
@@ -151,6 +152,35 @@ func Underlay() validator.String {
 			}
 			if err := pb.ValidateIfName("", s); err != nil {
 				return fmt.Errorf("%s; give an interface name (like eth0) or an IPv4 address of the node", message(err))
+			}
+			return nil
+		},
+	}
+}
+
+// CNIFile accepts a CNI configuration list file name, as the agent writes it in its CNI
+// configuration directory.
+func CNIFile() validator.String {
+	return stringValidator{
+		desc:    "value must be a file name (letters, digits, '.', '-' and '_') ending in .conflist",
+		summary: "Invalid CNI configuration file name",
+		check: func(s string) error {
+			if !pb.CNIFileName(s) {
+				return fmt.Errorf("%q is not a CNI configuration list file name: letters, digits, '.', '-' and '_', ending in .conflist, at most 100 bytes", s)
+			}
+			return nil
+		},
+	}
+}
+
+// CNINetwork accepts a CNI network name (libcni's rule, usable as host-local's directory).
+func CNINetwork() validator.String {
+	return stringValidator{
+		desc:    "value must be a CNI network name: letters, digits, '.', '-' and '_', starting with a letter or digit",
+		summary: "Invalid CNI network name",
+		check: func(s string) error {
+			if !cniconf.NetworkName(s) {
+				return fmt.Errorf("%q is not a CNI network name: letters, digits, '.', '-' and '_', starting with a letter or digit, at most 255 bytes", s)
 			}
 			return nil
 		},

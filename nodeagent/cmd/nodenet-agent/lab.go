@@ -52,6 +52,7 @@ type labHostRec struct {
 	KeyFile      string `json:"key_file"`
 	ClientCAFile string `json:"client_ca_file"`
 	CNIConfDir   string `json:"cni_conf_dir,omitempty"`
+	CNIDataDir   string `json:"cni_data_dir,omitempty"`
 }
 
 const labFile = "lab.json"
@@ -244,7 +245,7 @@ func newLabRecord(l *lab.Lab, pids map[string]int) *labRecord {
 		rec.Hosts = append(rec.Hosts, labHostRec{Cluster: h.Cluster, Name: h.Name, NS: h.NS, PodNS: h.PodNS,
 			Underlay: h.UnderlayIP.String(), AgentAddr: h.AgentAddr, PID: pids[h.Name], LogFile: h.LogFile,
 			NetnsPath: h.NSPath, StateDir: h.StateDir, BootIDFile: h.BootIDFile, CertFile: h.CertFile, KeyFile: h.KeyFile,
-			ClientCAFile: l.CAFile, CNIConfDir: h.CNIConfDir})
+			ClientCAFile: l.CAFile, CNIConfDir: h.CNIConfDir, CNIDataDir: h.CNIDataDir})
 	}
 	return rec
 }
@@ -294,6 +295,7 @@ func (h *labHostRec) fillLegacy(rec *labRecord) {
 		// Before the CNI configuration directory was recorded: the lab's, never the
 		// agent's default (the machine's /etc/cni/net.d).
 		{&h.CNIConfDir, filepath.Join(hostDir, "cni", "net.d")},
+		{&h.CNIDataDir, filepath.Join(hostDir, "cni", "ipam")},
 	} {
 		if *f.v == "" {
 			*f.v = f.old

@@ -96,7 +96,7 @@ func TestReadLegacyLab(t *testing.T) {
 	want := labHostRec{Cluster: "bench", Name: "node-001", NS: "nnup1-h1", AgentAddr: "127.0.0.1:4000", PID: 7,
 		NetnsPath: "/run/netns/nnup1-h1", StateDir: "/srv/lab/hosts/node-001/state", BootIDFile: "/srv/lab/hosts/node-001/boot_id",
 		CertFile: "/srv/lab/pki/node-001.pem", KeyFile: "/srv/lab/pki/node-001-key.pem", ClientCAFile: "/srv/lab/pki/ca.pem",
-		CNIConfDir: "/srv/lab/hosts/node-001/cni/net.d"}
+		CNIConfDir: "/srv/lab/hosts/node-001/cni/net.d", CNIDataDir: "/srv/lab/hosts/node-001/cni/ipam"}
 	if h != want {
 		t.Errorf("legacy host\n got %+v\nwant %+v", h, want)
 	}

@@ -308,7 +308,7 @@ func startAgain(h *labHostRec) (*detached, error) {
 	d, err := startDetached(bin, lab.AgentConfig{
 		Cluster: h.Cluster, Node: h.Name, NetnsPath: h.NetnsPath, Listener: ln,
 		CAFile: h.ClientCAFile, CertFile: h.CertFile, KeyFile: h.KeyFile, ClientCAFile: h.ClientCAFile,
-		StateDir: h.StateDir, BootIDFile: h.BootIDFile, LogFile: h.LogFile, CNIConfDir: h.CNIConfDir,
+		StateDir: h.StateDir, BootIDFile: h.BootIDFile, LogFile: h.LogFile, CNIConfDir: h.CNIConfDir, CNIDataDir: h.CNIDataDir,
 	})
 	if err != nil {
 		ln.Close()

@@ -39,7 +39,7 @@ type serveOptions struct {
 	tlsCert, tlsKey, clientCA      string
 	allowedClients                 listFlag
 	stateDir, bootIDFile, logLevel string
-	cniConfDir                     string
+	cniConfDir, cniIpamDataDir     string
 	enforce                        bool
 }
 
@@ -58,7 +58,8 @@ func serveFlags(stderr io.Writer) (*serveOptions, func([]string) error) {
 	fs.StringVar(&o.clientCA, "client-ca", "", "CA that signs client certificates (PEM file)")
 	fs.Var(&o.allowedClients, "allowed-client", "client identity URI allowed to connect, e.g. nodenet://terraform (repeatable; default: any client of --client-ca)")
 	fs.StringVar(&o.stateDir, "state-dir", "", "directory holding the desired state (required)")
-	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "CNI configuration directory, where the CNI configurations of IP pools are written")
+	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "CNI configuration directory, where the CNI configurations of IP pools are written (only for pools whose cni attribute is set)")
+	fs.StringVar(&o.cniIpamDataDir, "cni-ipam-data-dir", "", "host-local IPAM data dir the pools' CNI configurations name (default: host-local's own, /var/lib/cni/networks)")
 	fs.StringVar(&o.bootIDFile, "boot-id-file", "/proc/sys/kernel/random/boot_id", "file holding the boot id")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.enforce, "enforce", false, "re-apply the stored state on every start, not only after a reboot")
@@ -315,7 +316,7 @@ func runServe(args []string, _, stderr io.Writer) error {
 	err = server.Run(ctx, server.AgentConfig{
 		Cluster: o.cluster, Node: o.node, Version: agentVersion(), NetnsPath: o.netns,
 		Creds: creds, StateDir: o.stateDir, BootID: bootID, Logger: log, Enforce: o.enforce,
-		GracefulTimeout: gracefulTimeout, CNIConfDir: o.cniConfDir,
+		GracefulTimeout: gracefulTimeout, CNIConfDir: o.cniConfDir, CNIIpamDataDir: o.cniIpamDataDir,
 	}, ln)
 	if err != nil {
 		return err
