@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -271,6 +272,7 @@ func TestAccIPPool_natVxlanAndCNI(t *testing.T) {
 						expectBefore{"nodenet_ippool.pods", []string{"nat", "n1"}, "drift: - rule masquerade\ndrift: - exempt 10.245.0.0/16"},
 						expectBefore{"nodenet_ippool.pods", []string{"nat", "n2"}, "masquerade 10.244.0.0/16 to destinations outside every pool\ndrift: + exempt 10.99.0.0/16"},
 						expectBefore{"nodenet_ippool.pods", []string{"cni_config", "n2"}, "{}\n"},
+						expectMapChanges{"nodenet_ippool.pods", "tunnels", []string{"n2"}},
 					},
 					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
 				},
@@ -382,4 +384,139 @@ func TestAccIPPool_dataplaneBadInput(t *testing.T) {
 		steps = append(steps, resource.TestStep{Config: pool(c.body), PlanOnly: true, ExpectError: regexp.MustCompile(c.want)})
 	}
 	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: testProviders, Steps: steps})
+}
+
+// TestAccIPPool_encapsulationSwitch: a pool routed by BGP (encapsulation none) switched to
+// vxlan and back, in place: the pods made before keep reaching each other after each switch;
+// with vxlan the other node's block goes through the pool's device (the learned route gave
+// way to it), and after switching back the learned route is there again and no device,
+// FDB entry or neighbour of the pool is left.
+func TestAccIPPool_encapsulationSwitch(t *testing.T) {
+	l := newExecLab(t, lab.Options{NoPodRoutes: true, Hosts: []lab.HostSpec{
+		{Cluster: "demo", Name: "node1", UnderlayIP: mustPrefix("10.20.30.30/24")},
+		{Cluster: "demo", Name: "node2", UnderlayIP: mustPrefix("10.20.30.31/24")},
+	}})
+	n1, n2 := l.Hosts[0], l.Hosts[1]
+	ps := newPods(t, l)
+	config := func(encap string) string {
+		return l.ProviderHCL() + fmt.Sprintf(`
+resource "nodenet_bgp_config" "demo" {
+  cluster = "demo"
+  asn     = 64512
+}
+
+resource "nodenet_ippool" "pods" {
+  cluster       = "demo"
+  cidr          = "10.244.0.0/16"
+  encapsulation = %q
+  cni           = {}
+  depends_on    = [nodenet_bgp_config.demo]
+}
+`, encap)
+	}
+	var p1, p2 *cnipod.Pod
+	learned := "10.244.0.64/26 via 10.20.30.31 dev eth0 proto 147"
+	routed := func(want func(got string) error) func(*terraform.State) error {
+		return func(*terraform.State) error {
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				got := strings.TrimSpace(run(t, n1, "ip", "route", "show", "exact", "10.244.0.64/26"))
+				err := want(got)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					return err
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if p1 == nil {
+				p1, p2 = ps.add(n1, "p1", ""), ps.add(n2, "p2", "")
+			}
+			if err := cniPing(p1, p2.Addr.Addr()); err != nil {
+				return err
+			}
+			return cniPing(p2, p1.Addr.Addr())
+		}
+	}
+	viaBGP := routed(func(got string) error {
+		if got != learned {
+			return fmt.Errorf("node1's route to node2's block is %q, want the learned %q", got, learned)
+		}
+		for _, h := range l.Hosts {
+			if out := run(t, h, "ip", "-o", "link", "show", "type", "vxlan"); strings.TrimSpace(out) != "" {
+				return fmt.Errorf("%s keeps a vxlan device: %s", h.Name, out)
+			}
+		}
+		return nil
+	})
+	viaVxlan := routed(func(got string) error {
+		if !strings.Contains(got, "via 10.244.0.64 dev vxlan-") || !strings.Contains(got, "onlink") {
+			return fmt.Errorf("node1's route to node2's block is %q, want one through the pool's vxlan device", got)
+		}
+		return nil
+	})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{Config: config("none"), Check: viaBGP},
+			{
+				Config: config("vxlan"), Check: viaVxlan,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction("nodenet_ippool.pods", plancheck.ResourceActionUpdate)},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+			},
+			{
+				Config: config("none"), Check: viaBGP,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction("nodenet_ippool.pods", plancheck.ResourceActionUpdate)},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+			},
+			{
+				PreConfig: func() {
+					for _, h := range l.Hosts {
+						if out := run(t, h, "ip", "neigh", "show", "nud", "permanent"); strings.Contains(out, "10.244.") {
+							t.Fatalf("%s keeps the pool's neighbour entries: %s", h.Name, out)
+						}
+					}
+					ps.deleteAll()
+				},
+				Config: config("none"),
+			},
+		},
+	})
+}
+
+// expectMapChanges is a plan check: the resource's map attribute changes exactly at keys.
+type expectMapChanges struct {
+	address, attr string
+	keys          []string
+}
+
+func (e expectMapChanges) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	for _, rc := range req.Plan.ResourceChanges {
+		if rc.Address != e.address {
+			continue
+		}
+		before, after := nested(rc.Change.Before, e.attr), nested(rc.Change.After, e.attr)
+		var changed []string
+		for k := range before {
+			if fmt.Sprint(before[k]) != fmt.Sprint(after[k]) {
+				changed = append(changed, k)
+			}
+		}
+		for k := range after {
+			if _, ok := before[k]; !ok {
+				changed = append(changed, k)
+			}
+		}
+		slices.Sort(changed)
+		if !slices.Equal(changed, e.keys) {
+			resp.Error = fmt.Errorf("%s: the plan changes %s at %v, want exactly %v", e.address, e.attr, changed, e.keys)
+		}
+		return
+	}
+	resp.Error = fmt.Errorf("%s: not in the plan", e.address)
 }
