@@ -300,7 +300,7 @@ func containsSlash(s string) bool {
 
 func (p *NodenetProvider) Resources(_ context.Context) []func() resource.Resource {
 	return []func() resource.Resource{NewVxlanTunnelResource, NewIPPoolResource, NewBGPConfigResource, NewBGPPeerResource,
-		NewRouteReflectorResource, NewNetworkAttachmentResource}
+		NewRouteReflectorResource, NewNetworkAttachmentResource, NewClusterLinkResource}
 }
 
 func (p *NodenetProvider) DataSources(_ context.Context) []func() datasource.DataSource {

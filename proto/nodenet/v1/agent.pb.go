@@ -1727,7 +1727,10 @@ type VxlanTunnel struct {
 	// Permanent neighbour entries on the device: a member's overlay IP -> its MAC.
 	Neighbors []*Neighbor `protobuf:"bytes,3,rep,name=neighbors,proto3" json:"neighbors,omitempty"`
 	// Routes through the device (onlink, nodenet's route protocol when nodenet adds them).
-	Routes        []*Route `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty"`
+	Routes []*Route `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty"`
+	// Destinations the node's NAT must leave alone (a cluster link's remote pod and service
+	// CIDRs): exempt in the nodenet nftables table, like every pool's CIDR.
+	SnatExempt    []string `protobuf:"bytes,7,rep,name=snat_exempt,json=snatExempt,proto3" json:"snat_exempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1786,6 +1789,13 @@ func (x *VxlanTunnel) GetNeighbors() []*Neighbor {
 func (x *VxlanTunnel) GetRoutes() []*Route {
 	if x != nil {
 		return x.Routes
+	}
+	return nil
+}
+
+func (x *VxlanTunnel) GetSnatExempt() []string {
+	if x != nil {
+		return x.SnatExempt
 	}
 	return nil
 }
@@ -2864,12 +2874,14 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"masquerade\x18\x02 \x01(\bR\n" +
 	"masquerade\x12\x16\n" +
 	"\x06exempt\x18\x03 \x01(\bR\x06exempt\x12\x14\n" +
-	"\x05drift\x18\x04 \x03(\tR\x05drift\"\xc5\x01\n" +
+	"\x05drift\x18\x04 \x03(\tR\x05drift\"\xe6\x01\n" +
 	"\vVxlanTunnel\x12/\n" +
 	"\x06device\x18\x01 \x01(\v2\x17.nodenet.v1.VxlanDeviceR\x06device\x12&\n" +
 	"\x03fdb\x18\x02 \x03(\v2\x14.nodenet.v1.FdbEntryR\x03fdb\x122\n" +
 	"\tneighbors\x18\x03 \x03(\v2\x14.nodenet.v1.NeighborR\tneighbors\x12)\n" +
-	"\x06routes\x18\x04 \x03(\v2\x11.nodenet.v1.RouteR\x06routes\"\xc5\x02\n" +
+	"\x06routes\x18\x04 \x03(\v2\x11.nodenet.v1.RouteR\x06routes\x12\x1f\n" +
+	"\vsnat_exempt\x18\a \x03(\tR\n" +
+	"snatExempt\"\xc5\x02\n" +
 	"\vVxlanDevice\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03vni\x18\x02 \x01(\rR\x03vni\x12\x12\n" +

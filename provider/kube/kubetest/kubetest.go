@@ -50,6 +50,8 @@ type Cluster struct {
 	Config                      *rest.Config
 	Dynamic                     *dynamic.DynamicClient
 
+	serviceCIDR string
+
 	mu       sync.Mutex
 	stops    []func()
 	exited   chan struct{} // closed when one of the programs exits
@@ -79,15 +81,31 @@ func Start(t testing.TB, name string) *Cluster {
 // StartN starts one cluster per name, all at once.
 func StartN(t testing.TB, names ...string) []*Cluster {
 	t.Helper()
+	specs := make([]Spec, len(names))
+	for i, n := range names {
+		specs[i] = Spec{Name: n}
+	}
+	return StartSpecs(t, specs...)
+}
+
+// Spec is a cluster to start: its name, and its service CIDR (default 10.96.0.0/16; linked
+// clusters need ranges of their own).
+type Spec struct {
+	Name, ServiceCIDR string
+}
+
+// StartSpecs starts the clusters at once, as StartN does.
+func StartSpecs(t testing.TB, specs ...Spec) []*Cluster {
+	t.Helper()
 	Require(t, "etcd", "kube-apiserver")
-	out := make([]*Cluster, len(names))
-	errs := make([]error, len(names))
+	out := make([]*Cluster, len(specs))
+	errs := make([]error, len(specs))
 	var wg sync.WaitGroup
-	for i, name := range names {
+	for i, spec := range specs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i], errs[i] = start(t, name)
+			out[i], errs[i] = start(t, spec)
 		}()
 	}
 	wg.Wait()
@@ -99,11 +117,11 @@ func StartN(t testing.TB, names ...string) []*Cluster {
 
 // start starts a cluster, again on other ports when a program exits before the API server is
 // ready (a port taken between choosing it and binding it, by a test running next to this one).
-func start(t testing.TB, name string) (*Cluster, error) {
+func start(t testing.TB, spec Spec) (*Cluster, error) {
 	var err error
 	for try := 0; try < 3; try++ {
 		var c *Cluster
-		if c, err = startOnce(t, name); err == nil {
+		if c, err = startOnce(t, spec); err == nil {
 			return c, nil
 		}
 		if !errors.Is(err, errExited) {
@@ -115,8 +133,12 @@ func start(t testing.TB, name string) (*Cluster, error) {
 
 var errExited = errors.New("exited before the API server was ready")
 
-func startOnce(t testing.TB, name string) (*Cluster, error) {
-	c := &Cluster{Name: name, Dir: t.TempDir(), exited: make(chan struct{})}
+func startOnce(t testing.TB, spec Spec) (*Cluster, error) {
+	name := spec.Name
+	c := &Cluster{Name: name, Dir: t.TempDir(), exited: make(chan struct{}), serviceCIDR: spec.ServiceCIDR}
+	if c.serviceCIDR == "" {
+		c.serviceCIDR = "10.96.0.0/16"
+	}
 	t.Cleanup(c.stop)
 	if err := c.writeFiles(); err != nil {
 		return nil, fmt.Errorf("kubetest %s: %w", name, err)
@@ -168,7 +190,7 @@ func (c *Cluster) apiserverArgs(etcdURL string, port int) []string {
 		"--service-account-key-file=" + f("sa.pub"),
 		"--service-account-signing-key-file=" + f("sa-key.pem"),
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-cluster-ip-range=10.96.0.0/16",
+		"--service-cluster-ip-range=" + c.serviceCIDR,
 		"--enable-priority-and-fairness=false",
 	}
 }

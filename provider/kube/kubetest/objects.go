@@ -56,3 +56,21 @@ func (c *Cluster) CreateNamespace(ctx context.Context, name string) error {
 	_, err := c.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Create(ctx, u, metav1.CreateOptions{})
 	return err
 }
+
+// CalicoPools is Calico's IPPool resource.
+var CalicoPools = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "ippools"}
+
+// AddCalicoPool creates a Calico IPPool as Calico's installer makes the cluster's own.
+func (c *Cluster) AddCalicoPool(ctx context.Context, name, cidr string, natOutgoing bool) error {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "crd.projectcalico.org/v1", "kind": "IPPool", "metadata": map[string]any{"name": name},
+		"spec": map[string]any{"cidr": cidr, "natOutgoing": natOutgoing, "blockSize": int64(26)},
+	}}
+	_, err := c.Dynamic.Resource(CalicoPools).Create(ctx, u, metav1.CreateOptions{})
+	return err
+}
+
+// DeleteNode deletes a Node (a node leaving the cluster).
+func (c *Cluster) DeleteNode(ctx context.Context, name string) error {
+	return c.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "nodes"}).Delete(ctx, name, metav1.DeleteOptions{})
+}

@@ -1,0 +1,403 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
+	"github.com/nodenet/terraform-provider-nodenet/provider/kube"
+	"github.com/nodenet/terraform-provider-nodenet/provider/link"
+)
+
+// ModifyPlan discovers the clusters (nodes, CIDRs, blocks) and plans every node's share from
+// what the agents report, dry-running it on every node: a device another resource owns, or a
+// route in the way, fails the plan naming it. The plan names per node what its kernel gets.
+func (r *ClusterLinkResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() || r.data == nil {
+		return
+	}
+	var plan, prior, cfg clusterLinkModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	priorMembers := map[string]memberModel{}
+	owner := plan.owner()
+	if !req.State.Raw.IsNull() {
+		resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
+		pm, d := membersOf(ctx, prior.Members)
+		resp.Diagnostics.Append(d...)
+		priorMembers, owner = pm, prior.owner()
+		if !prior.Name.Equal(plan.Name) || !prior.Device.Equal(plan.Device) || !prior.VNI.Equal(plan.VNI) || !prior.Port.Equal(plan.Port) {
+			r.data.replacing.note(objectID(prior.Device.ValueString()), prior.owner())
+		}
+	} else if o, ok := r.data.replacing.owner(objectID(plan.Device.ValueString())); ok {
+		owner = o // the create of a replacement takes the old link's objects over
+	}
+	if resp.Diagnostics.HasError() || !linkKnown(&cfg) {
+		return
+	}
+	if cfg.MTU.IsNull() {
+		plan.MTU = types.Int64Null() // left to the planner: the underlay's
+	}
+	lp := r.plan(ctx, &plan, priorOverlay(priorMembers), &resp.Diagnostics, priorMembers)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	answers, errs := r.data.Fleet.DryRun(ctx, lp.objects(owner))
+	for _, e := range errs {
+		summary, detail := refusal(e)
+		resp.Diagnostics.AddAttributeError(path.Root("members").AtMapKey(e.Node), summary, detail)
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	mv, d := membersValue(lp.plannedMembers(priorMembers, answers))
+	resp.Diagnostics.Append(d...)
+	plan.Members = mv
+	plan.MTU = types.Int64Value(lp.plan.MTU)
+	plan.Blocks = lp.blocksValue(ctx, &resp.Diagnostics)
+	plan.CalicoIPPools = mapValue(ctx, calicoWanted(lp), &resp.Diagnostics)
+	if plan.ID.IsUnknown() && !prior.ID.IsNull() {
+		plan.ID = prior.ID
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+	warnNodeChanges(&resp.Diagnostics, plan.Name.ValueString(), answers)
+	warnFindings(&resp.Diagnostics, objectID(plan.Device.ValueString()), lp.infos)
+}
+
+// linkKnown tells whether the configuration the plan needs is known.
+func linkKnown(cfg *clusterLinkModel) bool {
+	return !(cfg.Clusters.IsUnknown() || cfg.Device.IsUnknown() || cfg.VNI.IsUnknown() || cfg.Port.IsUnknown() ||
+		cfg.OverlayCIDR.IsUnknown() || cfg.MTU.IsUnknown() || cfg.SNATExemption.IsUnknown())
+}
+
+// warnNodeChanges lists per node what the agents report the apply changes in their kernels.
+func warnNodeChanges(diags *diag.Diagnostics, name string, answers map[string]*pb.ApplyResponse) {
+	var summary []string
+	for _, k := range sortedKeys(answers) {
+		if line, _ := summarize(answers[k].GetChanges()); line != "" {
+			summary = append(summary, k+": "+line)
+		}
+	}
+	if len(summary) == 0 {
+		return
+	}
+	const max = 20
+	if len(summary) > max {
+		summary = append(summary[:max], fmt.Sprintf("... and %d more nodes", len(summary)-max))
+	}
+	diags.AddWarning("Changes on the nodes", fmt.Sprintf("The agents report what applying %s changes in their kernels:\n%s", name, strings.Join(summary, "\n")))
+}
+
+// plan discovers the clusters, plans the link and every node's share. With prior members (at
+// plan time), a node whose agent does not answer is planned from its last known state.
+func (r *ClusterLinkResource) plan(ctx context.Context, m *clusterLinkModel, prev map[string]netip.Addr, diags *diag.Diagnostics, prior ...map[string]memberModel) *linkPlan {
+	clusters, resolved := r.discover(ctx, m, diags)
+	if diags.HasError() {
+		return nil
+	}
+	m.Clusters = clustersValue(ctx, resolved, diags)
+	overlay, err := netip.ParsePrefix(m.OverlayCIDR.ValueString())
+	if err != nil {
+		diags.AddAttributeError(path.Root("overlay_cidr"), "Invalid overlay CIDR", err.Error())
+		return nil
+	}
+	lpl, errs := link.Build(link.Input{
+		Name: m.Name.ValueString(), Device: m.Device.ValueString(), VNI: m.VNI.ValueInt64(), Port: m.Port.ValueInt64(),
+		MTU: m.MTU.ValueInt64(), Overlay: overlay, Clusters: clusters, Prev: prev, SNATExemption: m.SNATExemption.ValueString(),
+	})
+	for _, e := range errs {
+		p := path.Root(e.Attr)
+		if e.Key != "" && e.Attr == "clusters" {
+			p = p.AtMapKey(e.Key)
+		}
+		diags.AddAttributeError(p, "Invalid cluster link", e.Error())
+	}
+	if diags.HasError() {
+		return nil
+	}
+	priorMembers := map[string]memberModel{}
+	if len(prior) > 0 {
+		priorMembers = prior[0]
+	}
+	vx := &VxlanTunnelResource{data: r.data}
+	mp, stale, infos := vx.plan(ctx, lpl.Mesh, priorMembers, diags)
+	if diags.HasError() {
+		return nil
+	}
+	return &linkPlan{link: lpl, mesh: lpl.Mesh, plan: mp, stale: stale, infos: infos}
+}
+
+// discover resolves every linked cluster: its nodes (the provider's inventory), its pod and
+// service CIDRs (given, or read from its API) and its nodes' blocks (blocks_from). It returns
+// the clusters for the planner and their attributes as resolved.
+func (r *ClusterLinkResource) discover(ctx context.Context, m *clusterLinkModel, diags *diag.Diagnostics) ([]link.Cluster, map[string]linkClusterModel) {
+	cfg := m.clusters(ctx, diags)
+	var out []link.Cluster
+	resolved := map[string]linkClusterModel{}
+	for _, name := range sortedKeys(cfg) {
+		cm := cfg[name]
+		at := path.Root("clusters").AtMapKey(name)
+		keys := r.data.Fleet.Keys(name)
+		if len(keys) == 0 {
+			diags.AddAttributeError(at, "Unknown cluster", fmt.Sprintf("%q is not a cluster of the provider's configuration (clusters: %s)", name, strings.Join(r.data.Fleet.Clusters(), ", ")))
+			continue
+		}
+		kc := r.data.Kube[name]
+		if cm.BlocksFrom.IsNull() || cm.BlocksFrom.IsUnknown() {
+			cm.BlocksFrom = types.StringValue(blocksStatic)
+			if kc != nil {
+				cm.BlocksFrom = types.StringValue(blocksKubernetes)
+			}
+		}
+		c := link.Cluster{Name: name}
+		c.PodCIDR, cm.PodCIDR = r.podCIDR(ctx, name, cm, kc, diags)
+		c.ServiceCIDR, cm.ServiceCIDR = r.serviceCIDR(ctx, name, cm, kc, diags)
+		blocks := r.blocks(ctx, name, cm, c.PodCIDR, keys, kc, diags)
+		for _, k := range keys {
+			n, _ := r.data.Fleet.Node(k)
+			addr, _ := netip.ParseAddr(n.Address)
+			c.Nodes = append(c.Nodes, link.Node{Key: k, Address: addr, Blocks: blocks[nodeName(k)]})
+		}
+		out = append(out, c)
+		resolved[name] = cm
+	}
+	return out, resolved
+}
+
+// podCIDR is the cluster's pod CIDR: given, or its one enabled Calico IPPool (not a link's).
+func (r *ClusterLinkResource) podCIDR(ctx context.Context, name string, cm linkClusterModel, kc *kube.Client, diags *diag.Diagnostics) (netip.Prefix, types.String) {
+	at := path.Root("clusters").AtMapKey(name).AtName("pod_cidr")
+	if !cm.PodCIDR.IsNull() && !cm.PodCIDR.IsUnknown() {
+		p, err := netip.ParsePrefix(cm.PodCIDR.ValueString())
+		if err != nil {
+			return netip.Prefix{}, cm.PodCIDR // the attribute's validator reports it
+		}
+		return p.Masked(), types.StringValue(p.Masked().String())
+	}
+	if kc == nil {
+		diags.AddAttributeError(at, "Pod CIDR unknown", fmt.Sprintf("cluster %s has no kubernetes attribute in the provider to read its pod CIDR from: give pod_cidr", name))
+		return netip.Prefix{}, types.StringNull()
+	}
+	pools, err := kc.CalicoPools(ctx)
+	if err != nil {
+		diags.AddAttributeError(at, "Pod CIDR unknown", fmt.Sprintf("cluster %s: %v; give pod_cidr", name, err))
+		return netip.Prefix{}, types.StringNull()
+	}
+	var enabled []string
+	for _, p := range pools {
+		if !p.Disabled && p.Link == "" {
+			enabled = append(enabled, p.CIDR)
+		}
+	}
+	if len(enabled) != 1 {
+		diags.AddAttributeError(at, "Pod CIDR unknown", fmt.Sprintf("cluster %s has %d enabled Calico IPPools (%s); give pod_cidr", name, len(enabled), strings.Join(enabled, ", ")))
+		return netip.Prefix{}, types.StringNull()
+	}
+	p, err := netip.ParsePrefix(enabled[0])
+	if err != nil {
+		diags.AddAttributeError(at, "Pod CIDR unknown", fmt.Sprintf("cluster %s: its Calico IPPool has CIDR %q: %v", name, enabled[0], err))
+		return netip.Prefix{}, types.StringNull()
+	}
+	return p.Masked(), types.StringValue(p.Masked().String())
+}
+
+// serviceCIDR is the cluster's service CIDR: given, or its one ServiceCIDR; without either
+// (no API access), none: only the pod CIDR is then exempt from NAT.
+func (r *ClusterLinkResource) serviceCIDR(ctx context.Context, name string, cm linkClusterModel, kc *kube.Client, diags *diag.Diagnostics) (netip.Prefix, types.String) {
+	if !cm.ServiceCIDR.IsNull() && !cm.ServiceCIDR.IsUnknown() {
+		p, err := netip.ParsePrefix(cm.ServiceCIDR.ValueString())
+		if err != nil {
+			return netip.Prefix{}, cm.ServiceCIDR
+		}
+		return p.Masked(), types.StringValue(p.Masked().String())
+	}
+	if kc == nil {
+		return netip.Prefix{}, types.StringValue("")
+	}
+	cidrs, err := kc.ServiceCIDRs(ctx)
+	at := path.Root("clusters").AtMapKey(name).AtName("service_cidr")
+	if err != nil || len(cidrs) != 1 {
+		diags.AddAttributeError(at, "Service CIDR unknown", fmt.Sprintf("cluster %s: its API has %d ServiceCIDRs (%s) %v; give service_cidr", name, len(cidrs), strings.Join(cidrs, ", "), errOrEmpty(err)))
+		return netip.Prefix{}, types.StringNull()
+	}
+	p, err := netip.ParsePrefix(cidrs[0])
+	if err != nil {
+		diags.AddAttributeError(at, "Service CIDR unknown", fmt.Sprintf("cluster %s: ServiceCIDR %q: %v", name, cidrs[0], err))
+		return netip.Prefix{}, types.StringNull()
+	}
+	return p.Masked(), types.StringValue(p.Masked().String())
+}
+
+func errOrEmpty(err error) string {
+	if err == nil {
+		return ""
+	}
+	return "(" + err.Error() + ")"
+}
+
+// blocks are the blocks of the cluster's nodes, by node name, from where blocks_from says.
+func (r *ClusterLinkResource) blocks(ctx context.Context, name string, cm linkClusterModel, pods netip.Prefix, keys []string, kc *kube.Client, diags *diag.Diagnostics) map[string][]netip.Prefix {
+	at := path.Root("clusters").AtMapKey(name)
+	out := map[string][]netip.Prefix{}
+	add := func(node, cidr, source string) {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			diags.AddAttributeError(at, "Invalid pod block", fmt.Sprintf("cluster %s, node %s: %s block %q: %v", name, node, source, cidr, err))
+			return
+		}
+		out[node] = append(out[node], p.Masked())
+	}
+	from := cm.BlocksFrom.ValueString()
+	if (from == blocksKubernetes || from == blocksCalico) && kc == nil {
+		diags.AddAttributeError(at.AtName("blocks_from"), "No Kubernetes access", fmt.Sprintf("blocks_from %q reads cluster %s's API: give the cluster a kubernetes attribute in the provider, or use static blocks", from, name))
+		return nil
+	}
+	if !cm.Blocks.IsNull() && from != blocksStatic {
+		diags.AddAttributeError(at.AtName("blocks"), "Blocks given twice", fmt.Sprintf("blocks are for blocks_from = \"static\"; cluster %s takes them from %s", name, from))
+		return nil
+	}
+	switch from {
+	case blocksKubernetes:
+		nodes, err := kc.Nodes(ctx)
+		if err != nil {
+			diags.AddAttributeError(at, "Cannot read the nodes", err.Error())
+			return nil
+		}
+		for _, n := range nodes {
+			for _, c := range n.PodCIDRs {
+				add(n.Name, c, "spec.podCIDRs")
+			}
+		}
+	case blocksCalico:
+		affs, err := kc.BlockAffinities(ctx)
+		if err != nil {
+			diags.AddAttributeError(at, "Cannot read the block affinities", err.Error())
+			return nil
+		}
+		for _, a := range affs {
+			add(a.Node, a.CIDR, "BlockAffinity")
+		}
+	case blocksNodenet:
+		lists, errs := r.data.Fleet.List(ctx, keys)
+		for _, e := range errs {
+			diags.AddAttributeError(at, "Node agent did not answer", e.Error())
+		}
+		for k, objs := range lists {
+			for _, o := range objs {
+				b, err := netip.ParsePrefix(o.GetIpPool().GetBlock())
+				if err == nil && (!pods.IsValid() || pods.Contains(b.Addr())) {
+					add(nodeName(k), b.String(), "nodenet pool")
+				}
+			}
+		}
+	case blocksStatic:
+		given := map[string][]string{}
+		if !cm.Blocks.IsNull() && !cm.Blocks.IsUnknown() {
+			diags.Append(cm.Blocks.ElementsAs(ctx, &given, false)...)
+		}
+		for _, n := range sortedKeys(given) {
+			if !contains(nodeNames(keys), n) {
+				diags.AddAttributeError(at.AtName("blocks").AtMapKey(n), "Unknown node", fmt.Sprintf("%q is not a node of cluster %s (nodes: %s)", n, name, strings.Join(nodeNames(keys), ", ")))
+			}
+			for _, c := range given[n] {
+				add(n, c, "given")
+			}
+		}
+	}
+	return out
+}
+
+// applyCalicoPools makes the Calico IPPools the plan wants in every cluster.
+func (r *ClusterLinkResource) applyCalicoPools(ctx context.Context, m *clusterLinkModel, lp *linkPlan, diags *diag.Diagnostics) {
+	for _, c := range sortedKeys(lp.link.CalicoPools) {
+		kc := r.data.Kube[c]
+		if kc == nil {
+			diags.AddAttributeError(path.Root("snat_exemption"), "No Kubernetes access",
+				fmt.Sprintf("snat_exemption \"calico\" makes IPPools through cluster %s's API: give the cluster a kubernetes attribute in the provider", c))
+			continue
+		}
+		for _, p := range lp.link.CalicoPools[c] {
+			if err := kc.ApplyCalicoPool(ctx, m.ID.ValueString(), p.Name, p.CIDR.String()); err != nil {
+				diags.AddAttributeError(path.Root("calico_ippools").AtMapKey(c), "Calico IPPool not applied", err.Error())
+			}
+		}
+	}
+}
+
+// deleteStaleCalicoPools deletes the link's IPPools the plan no longer wants (lp nil: all).
+func (r *ClusterLinkResource) deleteStaleCalicoPools(ctx context.Context, m *clusterLinkModel, lp *linkPlan, diags *diag.Diagnostics) {
+	want := map[string]bool{}
+	if lp != nil {
+		for c, pools := range lp.link.CalicoPools {
+			for _, p := range pools {
+				want[c+"/"+p.Name] = true
+			}
+		}
+	}
+	for _, c := range sortedKeys(m.clusters(ctx, diags)) {
+		kc := r.data.Kube[c]
+		if kc == nil {
+			continue
+		}
+		pools, err := kc.CalicoPools(ctx)
+		if err != nil {
+			diags.AddWarning("Calico IPPools not read", fmt.Sprintf("cluster %s: %v; the link's IPPools there are left as they are", c, err))
+			continue
+		}
+		for _, p := range pools {
+			if p.Link == m.ID.ValueString() && !want[c+"/"+p.Name] {
+				if err := kc.DeleteCalicoPool(ctx, m.ID.ValueString(), p.Name); err != nil {
+					diags.AddError("Calico IPPool not deleted", err.Error())
+				}
+			}
+		}
+	}
+}
+
+// calicoLines reads the link's IPPools back from every linked cluster's API ("<name> <cidr>"
+// lines by cluster; clusters without any are left out). A cluster whose API does not answer
+// keeps what the plan wanted (lp) or nothing.
+func (r *ClusterLinkResource) calicoLines(ctx context.Context, m *clusterLinkModel, lp *linkPlan) types.Map {
+	var diags diag.Diagnostics
+	out := map[string]string{}
+	for _, c := range sortedKeys(m.clusters(ctx, &diags)) {
+		kc := r.data.Kube[c]
+		if kc == nil {
+			continue
+		}
+		pools, err := kc.CalicoPools(ctx)
+		if err != nil {
+			if lp != nil {
+				if w, ok := calicoWanted(lp)[c]; ok {
+					out[c] = w
+				}
+			}
+			continue
+		}
+		var lines []string
+		for _, p := range pools {
+			if p.Link == m.ID.ValueString() && p.Disabled && !p.NATOutgoing {
+				lines = append(lines, p.Name+" "+p.CIDR)
+			}
+		}
+		if len(lines) > 0 {
+			sort.Strings(lines)
+			out[c] = strings.Join(lines, "\n")
+		}
+	}
+	return mapValue(ctx, out, &diags)
+}
+
+func sortedStrings(ss []string) []string {
+	out := append([]string(nil), ss...)
+	sort.Strings(out)
+	return out
+}
