@@ -160,6 +160,7 @@ func (r *ClusterLinkResource) discover(ctx context.Context, m *clusterLinkModel,
 		c := link.Cluster{Name: name}
 		c.PodCIDR, cm.PodCIDR = r.podCIDR(ctx, name, cm, kc, diags)
 		c.ServiceCIDR, cm.ServiceCIDR = r.serviceCIDR(ctx, name, cm, kc, diags)
+		keys = r.inCluster(ctx, name, keys, kc, diags)
 		blocks := r.blocks(ctx, name, cm, c.PodCIDR, keys, kc, diags)
 		for _, k := range keys {
 			n, _ := r.data.Fleet.Node(k)
@@ -170,6 +171,36 @@ func (r *ClusterLinkResource) discover(ctx context.Context, m *clusterLinkModel,
 		resolved[name] = cm
 	}
 	return out, resolved
+}
+
+// inCluster are the inventory's nodes of a cluster that are its members: with access to the
+// cluster's API, those that are Nodes there (a node deleted from the cluster leaves the link,
+// even while the provider still lists it); without, all of them.
+func (r *ClusterLinkResource) inCluster(ctx context.Context, name string, keys []string, kc *kube.Client, diags *diag.Diagnostics) []string {
+	if kc == nil {
+		return keys
+	}
+	nodes, err := kc.Nodes(ctx)
+	if err != nil {
+		diags.AddAttributeError(path.Root("clusters").AtMapKey(name), "Cannot read the nodes", err.Error())
+		return nil
+	}
+	there := map[string]bool{}
+	for _, n := range nodes {
+		there[n.Name] = true
+	}
+	var out, left []string
+	for _, k := range keys {
+		if there[nodeName(k)] {
+			out = append(out, k)
+		} else {
+			left = append(left, k)
+		}
+	}
+	if len(left) > 0 {
+		diags.AddWarning("Nodes not in their cluster", fmt.Sprintf("%s: not Nodes of cluster %s's API, so not members of the link (their share is removed where they have one)", strings.Join(left, ", "), name))
+	}
+	return out
 }
 
 // podCIDR is the cluster's pod CIDR: given, or its one enabled Calico IPPool (not a link's).

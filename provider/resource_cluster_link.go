@@ -292,7 +292,15 @@ func (r *ClusterLinkResource) Update(ctx context.Context, req resource.UpdateReq
 			"\n\nThe state keeps what it had; the next plan reads every node again.")
 		return
 	}
-	others, errs := r.data.Fleet.Delete(ctx, objectID(m.Device.ValueString()), owner, sortedStrings(removed))
+	var reachable []string
+	for _, k := range sortedStrings(removed) {
+		if _, ok := r.data.Fleet.Node(k); ok {
+			reachable = append(reachable, k)
+		} else {
+			resp.Diagnostics.AddWarning("Node left the inventory", fmt.Sprintf("%s is no longer in the provider's inventory, so its %s device could not be removed; the other nodes' entries for it are", k, m.Device.ValueString()))
+		}
+	}
+	others, errs := r.data.Fleet.Delete(ctx, objectID(m.Device.ValueString()), owner, reachable)
 	warnOthers(&resp.Diagnostics, m.Device.ValueString(), others)
 	if len(errs) > 0 {
 		resp.Diagnostics.AddError("Nodes that left the link not cleaned", "removing the link from them failed on:\n"+fleet.Join(errs)+"\n\nThe next apply retries.")

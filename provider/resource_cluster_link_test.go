@@ -79,6 +79,7 @@ func (l *linkLab) addNode(t *testing.T, h *lab.Host) {
 // providerHCL is the provider block: every cluster's API, and the nodes (all but skip).
 func (l *linkLab) providerHCL(skip ...string) string {
 	var b strings.Builder
+	b.WriteString("terraform {\n  required_providers {\n    nodenet = { source = \"nodenet/nodenet\" }\n  }\n}\n")
 	fmt.Fprintf(&b, "provider \"nodenet\" {\n  tls = {\n    ca_cert = file(%q)\n    client_cert = file(%q)\n    client_key = file(%q)\n  }\n  clusters = {\n",
 		l.CAFile, l.ClientCertFile, l.ClientKeyFile)
 	for _, c := range linkClusters {
@@ -172,7 +173,6 @@ func TestAccClusterLink_multicluster(t *testing.T) {
 	n1, n4, n7 := host(t, l.Lab, "multicluster-test-001"), host(t, l.Lab, "multicluster-test-004"), host(t, l.Lab, "multicluster-test-007")
 	without7 := l.providerHCL("multicluster-test-007")
 	all := l.providerHCL()
-	without4 := l.providerHCL("multicluster-test-004")
 	const addr = "nodenet_cluster_link.link"
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
@@ -215,10 +215,11 @@ func TestAccClusterLink_multicluster(t *testing.T) {
 			},
 			{
 				// nodenet's NAT for cluster 1's pods, no exemption: traffic to the other
-				// clusters leaves with the node's address (and the link's Calico pools go).
+				// clusters leaves with the node's address on the way out, its overlay address
+				// (and the link's Calico pools go).
 				Config: without7 + linkHCL("link", "none") + natPool,
 				Check: resource.ComposeAggregateTestCheckFunc(
-					l.linkPods(t, "192.168.0.21"),
+					l.linkPods(t, "179.17.1.1"),
 					func(*terraform.State) error {
 						if got := l.calicoPools(t); len(got) != 0 {
 							return fmt.Errorf("pools left after switching to none: %v", got)
@@ -244,15 +245,16 @@ func TestAccClusterLink_multicluster(t *testing.T) {
 				Check: l.linkPods(t, "", "multicluster-test-007"),
 			},
 			{
-				// 004 leaves: its device goes, and every other node's entries for it.
+				// 004 leaves its cluster (its Node is deleted; the provider still lists the
+				// machine): its device goes, and every other node's entries for it.
 				PreConfig: func() {
 					if err := l.kube["test-cluster2"].DeleteNode(context.Background(), n4.Name); err != nil {
 						t.Fatal(err)
 					}
 				},
-				Config: without4 + linkHCL("link", "nodenet") + natPool,
+				Config: all + linkHCL("link", "nodenet") + natPool,
 				Check: func(*terraform.State) error {
-					if out, _ := n4.Run("ip", "link", "show", "vxlan-test"); strings.Contains(out, "vxlan-test") {
+					if out, err := n4.Run("ip", "link", "show", "vxlan-test"); err == nil {
 						return fmt.Errorf("004 keeps the device: %s", out)
 					}
 					if out := run(t, n1, "ip", "route"); strings.Contains(out, "10.235.113.0/24") {
@@ -267,7 +269,7 @@ func TestAccClusterLink_multicluster(t *testing.T) {
 			{
 				// A route deleted by hand on 001: planned on exactly 001, and repaired.
 				PreConfig: func() { run(t, n1, "ip", "route", "del", "10.236.115.0/24") },
-				Config:    without4 + linkHCL("link", "nodenet") + natPool,
+				Config:    all + linkHCL("link", "nodenet") + natPool,
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply:             []plancheck.PlanCheck{expectMemberChanges{addr, []string{"test-cluster1/multicluster-test-001"}}},
 					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
@@ -276,7 +278,7 @@ func TestAccClusterLink_multicluster(t *testing.T) {
 			},
 			{
 				// Import by name into another address: it takes the link over.
-				Config:             without4 + linkHCL("link", "nodenet") + linkHCL("imported", "nodenet") + natPool,
+				Config:             all + linkHCL("link", "nodenet") + linkHCL("imported", "nodenet") + natPool,
 				ResourceName:       "nodenet_cluster_link.imported",
 				ImportState:        true,
 				ImportStateId:      "multicluster",
@@ -292,7 +294,7 @@ func TestAccClusterLink_multicluster(t *testing.T) {
 				},
 			},
 			{
-				Config: without4 + linkHCL("imported", "nodenet") + natPool,
+				Config: all + linkHCL("imported", "nodenet") + natPool,
 				Check:  l.linkPods(t, ""),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
 			},

@@ -153,15 +153,18 @@ func (t *Table) deadline() error {
 	return t.sock.SetDeadline(time.Now().Add(requestTimeout))
 }
 
-// Load sets the contributions known from the agent's store at start, touching nothing in the
-// kernel: what the objects asked for is what the table should hold, so Observe measures drift
-// against it and the next Steps of any object repairs the rest.
+// Load adds the contributions known from the agent's store at start (each kind that contributes
+// loads its own objects), touching nothing in the kernel: what the objects asked for is what
+// the table should hold, so Observe measures drift against it and the next Steps of any
+// object repairs the rest.
 func (t *Table) Load(c map[string]Contribution) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.version++
-	t.applied = make(map[string]Contribution, len(c))
-	for id, x := range c {
+	if t.applied == nil {
+		t.applied = make(map[string]Contribution, len(c))
+	}
+	for id, x := range c { // several kinds load theirs: ids are unique across kinds
 		// Steps refuses what the table cannot hold, so a stored contribution has none of it;
 		// a record that has is left out rather than given to the kernel.
 		var n Contribution
@@ -177,4 +180,12 @@ func (t *Table) Load(c map[string]Contribution) {
 		}
 		t.applied[id] = n
 	}
+}
+
+// Contributes tells whether id has a contribution in the table (as last applied or loaded).
+func (t *Table) Contributes(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.applied[id]
+	return ok
 }

@@ -57,8 +57,10 @@ type Node struct {
 // is a package under nodeagent/kinds and one line here.
 func Kinds(n Node) (*reconcile.Registry, error) {
 	speaker, peer, reflector := bgpkinds.New(n.Speaker)
+	vx := vxlan.New(n.Dataplane)
+	vx.NAT = n.NAT
 	return reconcile.NewRegistry(
-		vxlan.New(n.Dataplane),
+		vx,
 		speaker, peer, reflector,
 		ippool.New(n.Dataplane, n.Speaker, n.NAT, n.CNIConfDir),
 	)

@@ -29,6 +29,11 @@ func (r *Reconciler) Delete(_ context.Context, id string, owned []string, dryRun
 	if err != nil {
 		return nil, err
 	}
+	natSteps, err := r.natSteps(id, nil)
+	if err != nil {
+		return nil, err
+	}
+	steps = append(steps, natSteps...)
 	if !dryRun {
 		if err := dataplane.Run("vxlan "+name, steps, nil); err != nil {
 			return nil, err

@@ -13,6 +13,7 @@ import (
 	"fmt"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/nat"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/reconcile"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
@@ -24,6 +25,8 @@ type Reconciler struct {
 	// BeforeStep, when set (by tests), runs before each reported kernel change of an Apply;
 	// an error fails that step as if the kernel had refused it.
 	BeforeStep func(c *pb.Change) error
+	// NAT is the node's NAT table, for the tunnels' exemptions (snat_exempt); nil: none.
+	NAT *nat.Table
 }
 
 var _ reconcile.Reconciler = (*Reconciler)(nil)
@@ -107,8 +110,13 @@ func (r *Reconciler) Apply(_ context.Context, req reconcile.Request) (*reconcile
 	if err != nil {
 		return nil, err
 	}
+	natSteps, err := r.natSteps(req.ID, spec)
+	if err != nil {
+		return nil, err
+	}
+	steps := append(p.Steps, natSteps...)
 	if !req.DryRun {
-		if err := dataplane.Run("vxlan "+spec.GetDevice().GetName(), p.Steps, r.BeforeStep); err != nil {
+		if err := dataplane.Run("vxlan "+spec.GetDevice().GetName(), steps, r.BeforeStep); err != nil {
 			return nil, err
 		}
 	}
@@ -116,7 +124,10 @@ func (r *Reconciler) Apply(_ context.Context, req reconcile.Request) (*reconcile
 	if err != nil {
 		return nil, err
 	}
-	return &reconcile.Result{Observed: object(req.ID, obs), Changes: dataplane.Changes(p.Steps), Owned: r.Claims(req.Spec)}, nil
+	if obs.SnatExempt, err = r.observeExempt(spec); err != nil {
+		return nil, err
+	}
+	return &reconcile.Result{Observed: object(req.ID, obs), Changes: dataplane.Changes(steps), Owned: r.Claims(req.Spec)}, nil
 }
 
 // Observe reads the device and its entries. Routes are those through the device that nodenet
@@ -133,6 +144,9 @@ func (r *Reconciler) Observe(_ context.Context, id string, want *pb.Object, owne
 	defer h.Release()
 	obs, err := ObserveTunnel(h, id, name, want.GetVxlanTunnel(), owned)
 	if err != nil {
+		return nil, err
+	}
+	if obs.SnatExempt, err = r.observeExempt(want.GetVxlanTunnel()); err != nil {
 		return nil, err
 	}
 	return object(id, obs), nil
