@@ -294,8 +294,8 @@ func TestAccClusterLink_multicluster(t *testing.T) {
 				},
 			},
 			{
-				Config: all + linkHCL("imported", "nodenet") + natPool,
-				Check:  l.linkPods(t, ""),
+				Config:           all + linkHCL("imported", "nodenet") + natPool,
+				Check:            l.linkPods(t, ""),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
 			},
 		},
