@@ -50,7 +50,7 @@ func startReal(t *testing.T, ns string, dp *dataplane.Dataplane, stateDir, bootI
 	if err != nil {
 		t.Fatal(err)
 	}
-	vx := vxlan.New(dp)
+	vx := vxlan.New(dp, nil)
 	reg, err := reconcile.NewRegistry(vx)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/bgp"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/health"
 	bgpkinds "github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/bgp"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/ippool"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/vxlan"
@@ -42,15 +43,19 @@ type AgentConfig struct {
 	// CNIIpamDataDir is the host-local IPAM data dir the configurations name
 	// (--cni-ipam-data-dir; "" for host-local's default).
 	CNIIpamDataDir string
+	// HealthInterval is how often the members of tunnels with health checks are probed;
+	// 0 means health.DefaultInterval (tests make it shorter).
+	HealthInterval time.Duration
 }
 
-// Node is what the kinds share on one node: the dataplane, the BGP speaker, the NAT table
-// and where CNI configurations go.
+// Node is what the kinds share on one node: the dataplane, the BGP speaker, the NAT table,
+// where CNI configurations go and the prober of the tunnels' health checks.
 type Node struct {
 	Dataplane  *dataplane.Dataplane
 	Speaker    *bgp.Speaker
 	NAT        *nat.Table
 	CNIConfDir string
+	Health     *health.Prober
 }
 
 // Kinds returns the reconcilers of every kind this agent manages on one node. Adding a kind
@@ -58,7 +63,7 @@ type Node struct {
 func Kinds(n Node) (*reconcile.Registry, error) {
 	speaker, peer, reflector := bgpkinds.New(n.Speaker)
 	return reconcile.NewRegistry(
-		vxlan.New(n.Dataplane),
+		vxlan.New(n.Dataplane, n.Health),
 		speaker, peer, reflector,
 		ippool.New(n.Dataplane, n.Speaker, n.NAT, n.CNIConfDir),
 	)
@@ -90,7 +95,12 @@ func Run(ctx context.Context, cfg AgentConfig, ln net.Listener) error {
 		return err
 	}
 	defer nt.Close() // the table stays in the kernel
-	reg, err := Kinds(Node{Dataplane: dp, Speaker: sp, NAT: nt, CNIConfDir: cfg.CNIConfDir})
+	hp, err := health.New(cfg.NetnsPath, cfg.HealthInterval, log)
+	if err != nil {
+		return err
+	}
+	defer hp.Close()
+	reg, err := Kinds(Node{Dataplane: dp, Speaker: sp, NAT: nt, CNIConfDir: cfg.CNIConfDir, Health: hp})
 	if err != nil {
 		return err
 	}
