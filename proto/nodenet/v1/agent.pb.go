@@ -1734,7 +1734,8 @@ type VxlanTunnel struct {
 	HealthCheck bool `protobuf:"varint,5,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
 	// Observed only.
 	// One entry per neighbour probed, by IP, when the desired spec has health_check; none
-	// otherwise.
+	// otherwise. A neighbour that an apply just added has sent 0 until its first probe is
+	// decided.
 	Health        []*PeerHealth `protobuf:"bytes,20,rep,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1826,8 +1827,9 @@ type PeerHealth struct {
 	RttMs float64 `protobuf:"fixed64,4,opt,name=rtt_ms,json=rttMs,proto3" json:"rtt_ms,omitempty"`
 	// Unix seconds of the last answered probe; 0 when none was.
 	LastOk int64 `protobuf:"varint,5,opt,name=last_ok,json=lastOk,proto3" json:"last_ok,omitempty"`
-	// Probes sent and answered over the window (the last 10 probes that were answered or timed
-	// out; a probe still in flight is in neither).
+	// Probes sent and answered over the window: the last 10 probes that were answered, timed
+	// out (no reply within the probe interval) or could not be sent; a probe still in flight
+	// is in neither.
 	Sent     uint32 `protobuf:"varint,6,opt,name=sent,proto3" json:"sent,omitempty"`
 	Received uint32 `protobuf:"varint,7,opt,name=received,proto3" json:"received,omitempty"`
 	// Why the member is unreachable ("no reply to the last 3 probes", a send error); "" when
