@@ -120,14 +120,10 @@ func printStatus(ctx context.Context, c pb.NodeAgentClient, w io.Writer, v statu
 		renderHealth(w, hs, time.Now())
 		fmt.Fprintln(w)
 	}
-	if err := errors.Join(healthErr, bgpErr); err != nil {
-		if bgpErr == nil {
-			renderBGP(w, b, time.Now())
-		}
-		return err
+	if bgpErr == nil {
+		renderBGP(w, b, time.Now())
 	}
-	renderBGP(w, b, time.Now())
-	return nil
+	return errors.Join(healthErr, bgpErr)
 }
 
 // printNode is the agent's summary: identity, kernel, interfaces, managed objects, findings.
