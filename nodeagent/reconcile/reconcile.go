@@ -113,9 +113,11 @@ type Runtime interface {
 }
 
 // Loader is implemented by reconcilers whose objects share a kernel object that each
-// contributes to, like the pools' NAT table (the union of every pool's CIDRs): at every
-// start, before any replay or Apply, the server hands Load the stored objects of the kind,
-// so the shared object is planned from all of them. Load touches nothing in the kernel.
+// contributes to, like the pools' NAT table (the union of every pool's CIDRs), or that keep
+// something running for their objects whatever the kernel holds, like the vxlan_tunnel's
+// health checks: at every start, before any replay or Apply, the server hands Load the
+// stored objects of the kind, so the shared object is planned from all of them and the
+// probes resume. Load touches nothing in the kernel.
 type Loader interface {
 	Load(objects []*pb.Object)
 }

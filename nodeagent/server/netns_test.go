@@ -16,6 +16,7 @@ import (
 
 	"github.com/nodenet/terraform-provider-nodenet/internal/pki"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/health"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/vxlan"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/reconcile"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/store"
@@ -46,11 +47,17 @@ func newRealAgent(t *testing.T, bootID string) *realAgent {
 // startReal starts an agent (Start, then serving) over dp and the state dir, as Run does.
 func startReal(t *testing.T, ns string, dp *dataplane.Dataplane, stateDir, bootID string) *realAgent {
 	t.Helper()
+	return startRealProbing(t, ns, dp, stateDir, bootID, nil)
+}
+
+// startRealProbing is startReal with hp probing the tunnels' health (nil: none).
+func startRealProbing(t *testing.T, ns string, dp *dataplane.Dataplane, stateDir, bootID string, hp *health.Prober) *realAgent {
+	t.Helper()
 	st, err := store.Open(stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vx := vxlan.New(dp)
+	vx := vxlan.New(dp, hp)
 	reg, err := reconcile.NewRegistry(vx)
 	if err != nil {
 		t.Fatal(err)
@@ -264,6 +271,74 @@ func TestRealReplay(t *testing.T) {
 	rec, err := st.Get(obj.GetId())
 	if err != nil || rec.BootID != "boot-3" || len(rec.Owned) != 2 {
 		t.Fatalf("record after the replay: %+v %v", rec, err)
+	}
+}
+
+// TestRealHealthAfterRestart: an agent probes the neighbours of a tunnel with health_check
+// and reports them in Get; after a plain restart (same boot: nothing is replayed) it probes
+// them again from the stored object alone. A tunnel without health_check has no health.
+func TestRealHealthAfterRestart(t *testing.T) {
+	ns, path := newNetns(t)
+	dp, err := dataplane.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dp.Close)
+	prober := func() *health.Prober {
+		hp, err := health.New(path, 50*time.Millisecond, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(hp.Close)
+		return hp
+	}
+	checked, plain := tunnel("vxh0", 300), tunnel("vxh1", 301)
+	checked.GetVxlanTunnel().HealthCheck = true
+	checked.GetVxlanTunnel().Neighbors[0].Node = "c/n2"
+	plain.GetVxlanTunnel().Device.Address = "10.98.0.1/24"
+	plain.GetVxlanTunnel().Fdb[0].Dst = "192.168.78.3"
+	plain.GetVxlanTunnel().Neighbors[0].Ip = "10.98.0.2"
+	plain.GetVxlanTunnel().Routes[0] = &pb.Route{Dst: "10.234.119.0/24", Via: "10.98.0.2"}
+	// probed waits until Get reports the one neighbour of checked as probed: nobody has its
+	// address, so every probe is lost.
+	probed := func(a *realAgent, when string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got, err := a.client.Get(ctx(t), &pb.GetRequest{Id: checked.GetId()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := got.GetObserved().GetVxlanTunnel().GetHealth()
+			if len(hs) == 1 && hs[0].GetIp() == "10.99.0.2" && hs[0].GetNode() == "c/n2" && hs[0].GetSent() > 0 &&
+				!hs[0].GetReachable() && hs[0].GetError() == "no reply to the last 3 probes" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: health %v", when, hs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	dir := t.TempDir()
+	hp := prober()
+	a := startRealProbing(t, ns, dp, dir, "boot-1", hp)
+	for _, o := range []*pb.Object{checked, plain} {
+		if _, err := a.client.Apply(ctx(t), &pb.ApplyRequest{Object: o}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	probed(a, "after the apply")
+	hp.Close() // the agent stops; the kernel keeps the tunnels
+
+	b := startRealProbing(t, ns, dp, dir, "boot-1", prober())
+	probed(b, "after a restart")
+	got, err := b.client.Get(ctx(t), &pb.GetRequest{Id: plain.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs := got.GetObserved().GetVxlanTunnel().GetHealth(); hs != nil {
+		t.Errorf("a tunnel without health_check reports health: %v", hs)
 	}
 }
 

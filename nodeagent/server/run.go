@@ -12,6 +12,7 @@ import (
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/bgp"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/health"
 	bgpkinds "github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/bgp"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/ippool"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/kinds/vxlan"
@@ -42,22 +43,26 @@ type AgentConfig struct {
 	// CNIIpamDataDir is the host-local IPAM data dir the configurations name
 	// (--cni-ipam-data-dir; "" for host-local's default).
 	CNIIpamDataDir string
+	// HealthInterval is how often the members of tunnels with health checks are probed;
+	// 0 means health.DefaultInterval (tests make it shorter).
+	HealthInterval time.Duration
 }
 
-// Node is what the kinds share on one node: the dataplane, the BGP speaker, the NAT table
-// and where CNI configurations go.
+// Node is what the kinds share on one node: the dataplane, the BGP speaker, the NAT table,
+// where CNI configurations go and the prober of the tunnels' health checks.
 type Node struct {
 	Dataplane  *dataplane.Dataplane
 	Speaker    *bgp.Speaker
 	NAT        *nat.Table
 	CNIConfDir string
+	Health     *health.Prober
 }
 
 // Kinds returns the reconcilers of every kind this agent manages on one node. Adding a kind
 // is a package under nodeagent/kinds and one line here.
 func Kinds(n Node) (*reconcile.Registry, error) {
 	speaker, peer, reflector := bgpkinds.New(n.Speaker)
-	vx := vxlan.New(n.Dataplane)
+	vx := vxlan.New(n.Dataplane, n.Health)
 	vx.NAT = n.NAT
 	return reconcile.NewRegistry(
 		vx,
@@ -92,7 +97,12 @@ func Run(ctx context.Context, cfg AgentConfig, ln net.Listener) error {
 		return err
 	}
 	defer nt.Close() // the table stays in the kernel
-	reg, err := Kinds(Node{Dataplane: dp, Speaker: sp, NAT: nt, CNIConfDir: cfg.CNIConfDir})
+	hp, err := health.New(cfg.NetnsPath, cfg.HealthInterval, log)
+	if err != nil {
+		return err
+	}
+	defer hp.Close()
+	reg, err := Kinds(Node{Dataplane: dp, Speaker: sp, NAT: nt, CNIConfDir: cfg.CNIConfDir, Health: hp})
 	if err != nil {
 		return err
 	}

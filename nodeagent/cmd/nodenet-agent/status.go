@@ -70,7 +70,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", 10*time.Second, "RPC timeout")
 	var v statusView
 	fs.BoolVar(&v.bgpOnly, "bgp", false, "print only the BGP status (calicoctl node status's layout)")
-	fs.BoolVar(&v.json, "json", false, "print the BGP status as JSON (the nodenet_bgp_status data source's fields)")
+	fs.BoolVar(&v.json, "json", false, "print the BGP status (the nodenet_bgp_status data source's fields) and the tunnels' health as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -99,8 +99,6 @@ func printStatus(ctx context.Context, c pb.NodeAgentClient, w io.Writer, v statu
 	switch {
 	case bgpErr != nil && (v.json || v.bgpOnly):
 		return bgpErr
-	case v.json:
-		return writeBGPJSON(w, info, b)
 	case v.bgpOnly:
 		renderBGP(w, b, time.Now())
 		return nil
@@ -109,13 +107,23 @@ func printStatus(ctx context.Context, c pb.NodeAgentClient, w io.Writer, v statu
 	if err != nil {
 		return fmt.Errorf("status: List: %w", err)
 	}
+	hs, healthErr := fetchHealth(ctx, c, list)
+	if v.json {
+		if healthErr != nil {
+			return healthErr
+		}
+		return writeStatusJSON(w, info, b, hs)
+	}
 	printNode(w, info, list)
 	fmt.Fprintln(w)
-	if bgpErr != nil {
-		return bgpErr
+	if len(hs) > 0 {
+		renderHealth(w, hs, time.Now())
+		fmt.Fprintln(w)
 	}
-	renderBGP(w, b, time.Now())
-	return nil
+	if bgpErr == nil {
+		renderBGP(w, b, time.Now())
+	}
+	return errors.Join(healthErr, bgpErr)
 }
 
 // printNode is the agent's summary: identity, kernel, interfaces, managed objects, findings.
@@ -166,8 +174,12 @@ func describeSpec(o *pb.Object) string {
 	if d.GetLocalIp() != "" {
 		under = strings.TrimPrefix(under+" local "+d.GetLocalIp(), " ")
 	}
-	return fmt.Sprintf(": vni %d underlay %s address %s, %d fdb, %d neighbors, %d routes", d.GetVni(),
-		under, d.GetAddress(), len(t.GetFdb()), len(t.GetNeighbors()), len(t.GetRoutes()))
+	health := ""
+	if t.GetHealthCheck() {
+		health = ", health checks"
+	}
+	return fmt.Sprintf(": vni %d underlay %s address %s, %d fdb, %d neighbors, %d routes%s", d.GetVni(),
+		under, d.GetAddress(), len(t.GetFdb()), len(t.GetNeighbors()), len(t.GetRoutes()), health)
 }
 
 // printFindings shows what needs an operator's eye: objects whose replay failed or whose

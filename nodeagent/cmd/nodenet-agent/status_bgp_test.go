@@ -111,7 +111,7 @@ func TestRenderBGP(t *testing.T) {
 func TestBGPJSON(t *testing.T) {
 	var b bytes.Buffer
 	info := &pb.NodeInfo{Cluster: "c", Node: "master01"}
-	if err := writeBGPJSON(&b, info, bgpStatus{Supported: true, Speaker: reflector}); err != nil {
+	if err := writeStatusJSON(&b, info, bgpStatus{Supported: true, Speaker: reflector}, nil); err != nil {
 		t.Fatal(err)
 	}
 	var got bgpJSON
@@ -124,10 +124,10 @@ func TestBGPJSON(t *testing.T) {
 		t.Errorf("json:\n%s", b.String())
 	}
 	b.Reset()
-	if err := writeBGPJSON(&b, info, bgpStatus{Supported: true}); err != nil {
+	if err := writeStatusJSON(&b, info, bgpStatus{Supported: true}, nil); err != nil {
 		t.Fatal(err)
 	}
-	want := `{"node":"c/master01","configured":false,"state":"","asn":0,"router_id":"","routes_installed":0,"conflicts":[],"peers":[]}`
+	want := `{"node":"c/master01","configured":false,"state":"","asn":0,"router_id":"","routes_installed":0,"conflicts":[],"peers":[],"tunnels":[]}`
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, b.Bytes()); err != nil || compact.String() != want {
 		t.Errorf("json without a speaker: %s (%v), want %s", compact.String(), err, want)

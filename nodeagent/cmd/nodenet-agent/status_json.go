@@ -9,7 +9,8 @@ import (
 )
 
 // bgpJSON is `status --json`: the node's speaker with the names and forms of the
-// nodenet_bgp_status data source, so a script can move between the two.
+// nodenet_bgp_status data source, so a script can move between the two, and the health of
+// the tunnels with health checks.
 type bgpJSON struct {
 	Node string `json:"node"`
 	// Configured is false when the node has no speaker (or the agent has no BGP).
@@ -20,6 +21,8 @@ type bgpJSON struct {
 	RoutesInstalled uint32     `json:"routes_installed"`
 	Conflicts       []string   `json:"conflicts"`
 	Peers           []peerJSON `json:"peers"`
+	// Tunnels are the vxlan_tunnel objects with health checks; empty when none has them.
+	Tunnels []healthJSON `json:"tunnels"`
 }
 
 type peerJSON struct {
@@ -33,10 +36,11 @@ type peerJSON struct {
 	Node       string `json:"node"`
 }
 
-func writeBGPJSON(w io.Writer, info *pb.NodeInfo, b bgpStatus) error {
+func writeStatusJSON(w io.Writer, info *pb.NodeInfo, b bgpStatus, hs []tunnelHealth) error {
 	s := b.Speaker
 	out := bgpJSON{Node: info.GetCluster() + "/" + info.GetNode(), Configured: s != nil, State: s.GetState(), ASN: s.GetAsn(),
-		RouterID: s.GetRouterId(), RoutesInstalled: s.GetRoutesInstalled(), Conflicts: s.GetConflicts(), Peers: []peerJSON{}}
+		RouterID: s.GetRouterId(), RoutesInstalled: s.GetRoutesInstalled(), Conflicts: s.GetConflicts(), Peers: []peerJSON{},
+		Tunnels: healthToJSON(hs)}
 	if out.RouterID == "" {
 		out.RouterID = s.GetAddress() // the default: the node's address
 	}

@@ -38,6 +38,7 @@ func (r *Reconciler) Delete(_ context.Context, id string, owned []string, dryRun
 		if err := dataplane.Run("vxlan "+name, steps, nil); err != nil {
 			return nil, err
 		}
+		r.probe(id, nil)
 	}
 	return dataplane.Changes(steps), nil
 }
@@ -98,13 +99,19 @@ func (o *op) adoptedOwned(l netlink.Link) ([]string, error) {
 	return owned, nil
 }
 
-// Release puts the device's ifalias back as it was before the adoption.
-func (r *Reconciler) Release(_ context.Context, id string, marks map[string]string) error {
+// Release puts the device's ifalias back as it was before the adoption. The object is no
+// longer managed: its health checks stop.
+func (r *Reconciler) Release(_ context.Context, id string, marks map[string]string) (err error) {
 	o, name, err := r.beginOn(id, nil)
 	if err != nil {
 		return err
 	}
 	defer o.end()
+	defer func() {
+		if err == nil {
+			r.probe(id, nil)
+		}
+	}()
 	l, err := o.h.LinkByName(name)
 	if err != nil || l == nil {
 		return err // gone: nothing to give back

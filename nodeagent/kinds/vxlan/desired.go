@@ -30,6 +30,7 @@ func (r *Reconciler) DesiredFromObserved(observed *pb.Object) (*pb.Object, error
 			dev.GetName(), strings.Join(problems, "\n- "))
 	}
 	dev.Ifindex, dev.OperState, dev.Owner, dev.Addresses = 0, "", "", nil
+	t.Health = nil // measured, never desired; health checks are asked for by the configuration
 	o := object(observed.GetId(), t)
 	if err := pb.ValidateVxlanTunnelObject(o); err != nil {
 		return nil, reconcile.Conflictf("cannot adopt device %s: the spec it would be stored as is invalid: %v", dev.GetName(), err)

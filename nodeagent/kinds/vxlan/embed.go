@@ -14,6 +14,8 @@ import (
 // object id (its device's ifalias is "nodenet:<id>"); the device's name comes from the spec.
 // Nothing runs inside them: they plan steps on the caller's netlink handle, which the caller
 // runs with its other steps in one dataplane.Run (all or nothing) and releases afterwards.
+// Health checks are no part of them: only the vxlan_tunnel reconciler probes a tunnel's
+// members (health.go), and what these functions observe has no health entries.
 
 // TunnelPlan is what makes the node match a tunnel spec.
 type TunnelPlan struct {

@@ -84,7 +84,7 @@ func newPair(t *testing.T, tag string) *pair {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.dpB.Close)
-	p.rA, p.rB = New(p.dpA), New(p.dpB)
+	p.rA, p.rB = New(p.dpA, nil), New(p.dpB, nil)
 	return p
 }
 

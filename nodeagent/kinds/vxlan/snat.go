@@ -47,9 +47,9 @@ func (r *Reconciler) natSteps(id string, t *pb.VxlanTunnel) ([]dataplane.Step, e
 	return steps, nil
 }
 
-// Load takes the stored tunnels' exemptions, so the NAT table is planned from every object's
-// share from the first apply of the agent's life on.
-func (r *Reconciler) Load(objs []*pb.Object) {
+// loadExemptions takes the stored tunnels' exemptions, so the NAT table is planned from every
+// object's share from the first apply of the agent's life on.
+func (r *Reconciler) loadExemptions(objs []*pb.Object) {
 	if r.NAT == nil {
 		return
 	}

@@ -5,7 +5,8 @@
 // NeighSet, onlink routes with nodenet's protocol, every change undoable. The same code plans a
 // tunnel that is part of an object of another kind (an ip_pool's VXLAN encapsulation): see
 // TunnelSteps in embed.go, of which the vxlan_tunnel's Apply, Observe and Delete are thin
-// wrappers.
+// wrappers. A vxlan_tunnel that asks for health checks has its neighbours probed by the
+// node's health.Prober (health.go); a tunnel embedded in another kind has none.
 package vxlan
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
+	"github.com/nodenet/terraform-provider-nodenet/nodeagent/health"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/nat"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/reconcile"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
@@ -21,6 +23,9 @@ import (
 // Reconciler manages vxlan_tunnel objects in one network namespace.
 type Reconciler struct {
 	dp *dataplane.Dataplane
+	// health probes the neighbours of the objects with health_check; nil when the agent
+	// measures no health (then such objects report every neighbour as not probed).
+	health *health.Prober
 
 	// BeforeStep, when set (by tests), runs before each reported kernel change of an Apply;
 	// an error fails that step as if the kernel had refused it.
@@ -29,10 +34,16 @@ type Reconciler struct {
 	NAT *nat.Table
 }
 
-var _ reconcile.Reconciler = (*Reconciler)(nil)
+var (
+	_ reconcile.Reconciler = (*Reconciler)(nil)
+	_ reconcile.Loader     = (*Reconciler)(nil)
+)
 
-// New returns the vxlan_tunnel reconciler over dp.
-func New(dp *dataplane.Dataplane) *Reconciler { return &Reconciler{dp: dp} }
+// New returns the vxlan_tunnel reconciler over dp, with hp probing the neighbours of the
+// objects that ask for health checks (nil: none are probed).
+func New(dp *dataplane.Dataplane, hp *health.Prober) *Reconciler {
+	return &Reconciler{dp: dp, health: hp}
+}
 
 // Kind is "vxlan_tunnel".
 func (r *Reconciler) Kind() string { return pb.KindVxlanTunnel }
@@ -119,6 +130,7 @@ func (r *Reconciler) Apply(_ context.Context, req reconcile.Request) (*reconcile
 		if err := dataplane.Run("vxlan "+spec.GetDevice().GetName(), steps, r.BeforeStep); err != nil {
 			return nil, err
 		}
+		r.probe(req.ID, spec)
 	}
 	obs, err := p.Observe()
 	if err != nil {
@@ -127,6 +139,7 @@ func (r *Reconciler) Apply(_ context.Context, req reconcile.Request) (*reconcile
 	if obs.SnatExempt, err = r.observeExempt(spec); err != nil {
 		return nil, err
 	}
+	obs.Health = r.healthOf(req.ID, spec)
 	return &reconcile.Result{Observed: object(req.ID, obs), Changes: dataplane.Changes(steps), Owned: r.Claims(req.Spec)}, nil
 }
 
@@ -149,5 +162,6 @@ func (r *Reconciler) Observe(_ context.Context, id string, want *pb.Object, owne
 	if obs.SnatExempt, err = r.observeExempt(want.GetVxlanTunnel()); err != nil {
 		return nil, err
 	}
+	obs.Health = r.healthOf(id, want.GetVxlanTunnel())
 	return object(id, obs), nil
 }

@@ -83,7 +83,7 @@ func (x Change_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Change_Action.Descriptor instead.
 func (Change_Action) EnumDescriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{22, 0}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{23, 0}
 }
 
 type InfoRequest struct {
@@ -1728,9 +1728,18 @@ type VxlanTunnel struct {
 	Neighbors []*Neighbor `protobuf:"bytes,3,rep,name=neighbors,proto3" json:"neighbors,omitempty"`
 	// Routes through the device (onlink, nodenet's route protocol when nodenet adds them).
 	Routes []*Route `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty"`
+	// Probe every neighbour's overlay IP with ICMP echo through the device, once a second, and
+	// report the results in health (a vxlan_tunnel's only; a pool's tunnel has none). The
+	// agent's setting, not a kernel entry: observed objects leave it unset.
+	HealthCheck bool `protobuf:"varint,5,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
 	// Destinations the node's NAT must leave alone (a cluster link's remote pod and service
 	// CIDRs): exempt in the nodenet nftables table, like every pool's CIDR.
-	SnatExempt    []string `protobuf:"bytes,7,rep,name=snat_exempt,json=snatExempt,proto3" json:"snat_exempt,omitempty"`
+	SnatExempt []string `protobuf:"bytes,7,rep,name=snat_exempt,json=snatExempt,proto3" json:"snat_exempt,omitempty"`
+	// Observed only.
+	// One entry per neighbour probed, by IP, when the desired spec has health_check; none
+	// otherwise. A neighbour that an apply just added has sent 0 until its first probe is
+	// decided.
+	Health        []*PeerHealth `protobuf:"bytes,20,rep,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1793,11 +1802,137 @@ func (x *VxlanTunnel) GetRoutes() []*Route {
 	return nil
 }
 
+func (x *VxlanTunnel) GetHealthCheck() bool {
+	if x != nil {
+		return x.HealthCheck
+	}
+	return false
+}
+
 func (x *VxlanTunnel) GetSnatExempt() []string {
 	if x != nil {
 		return x.SnatExempt
 	}
 	return nil
+}
+
+func (x *VxlanTunnel) GetHealth() []*PeerHealth {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+// Reachability of one member's overlay IP, as this node's agent measures it: an ICMP echo
+// request through the tunnel's device every second, which the member's kernel answers.
+type PeerHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member's overlay IP (a neighbour's ip).
+	Ip string `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
+	// "<cluster>/<node>" of the member (the neighbour's node; "" when the spec names none).
+	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// At least one of the last 3 probes was answered.
+	Reachable bool `protobuf:"varint,3,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// Round-trip time of the last answered probe, in milliseconds (0 before any).
+	RttMs float64 `protobuf:"fixed64,4,opt,name=rtt_ms,json=rttMs,proto3" json:"rtt_ms,omitempty"`
+	// Unix seconds of the last answered probe; 0 when none was.
+	LastOk int64 `protobuf:"varint,5,opt,name=last_ok,json=lastOk,proto3" json:"last_ok,omitempty"`
+	// Probes sent and answered over the window: the last 10 probes that were answered, timed
+	// out (no reply within the probe interval) or could not be sent; a probe still in flight
+	// is in neither.
+	Sent     uint32 `protobuf:"varint,6,opt,name=sent,proto3" json:"sent,omitempty"`
+	Received uint32 `protobuf:"varint,7,opt,name=received,proto3" json:"received,omitempty"`
+	// Why the member is unreachable ("no reply to the last 3 probes", a send error); "" when
+	// it is reachable.
+	Error         string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerHealth) Reset() {
+	*x = PeerHealth{}
+	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerHealth) ProtoMessage() {}
+
+func (x *PeerHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerHealth.ProtoReflect.Descriptor instead.
+func (*PeerHealth) Descriptor() ([]byte, []int) {
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PeerHealth) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *PeerHealth) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PeerHealth) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *PeerHealth) GetRttMs() float64 {
+	if x != nil {
+		return x.RttMs
+	}
+	return 0
+}
+
+func (x *PeerHealth) GetLastOk() int64 {
+	if x != nil {
+		return x.LastOk
+	}
+	return 0
+}
+
+func (x *PeerHealth) GetSent() uint32 {
+	if x != nil {
+		return x.Sent
+	}
+	return 0
+}
+
+func (x *PeerHealth) GetReceived() uint32 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *PeerHealth) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
 }
 
 type VxlanDevice struct {
@@ -1829,7 +1964,7 @@ type VxlanDevice struct {
 
 func (x *VxlanDevice) Reset() {
 	*x = VxlanDevice{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1841,7 +1976,7 @@ func (x *VxlanDevice) String() string {
 func (*VxlanDevice) ProtoMessage() {}
 
 func (x *VxlanDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[18]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1854,7 +1989,7 @@ func (x *VxlanDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VxlanDevice.ProtoReflect.Descriptor instead.
 func (*VxlanDevice) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *VxlanDevice) GetName() string {
@@ -1958,7 +2093,7 @@ type FdbEntry struct {
 
 func (x *FdbEntry) Reset() {
 	*x = FdbEntry{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2105,7 @@ func (x *FdbEntry) String() string {
 func (*FdbEntry) ProtoMessage() {}
 
 func (x *FdbEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[19]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2118,7 @@ func (x *FdbEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FdbEntry.ProtoReflect.Descriptor instead.
 func (*FdbEntry) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FdbEntry) GetMac() string {
@@ -2001,16 +2136,19 @@ func (x *FdbEntry) GetDst() string {
 }
 
 type Neighbor struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ip            string                 `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
-	Mac           string                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ip    string                 `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
+	Mac   string                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	// "<cluster>/<node>" of the member whose overlay IP this is; optional and informational
+	// (health entries carry it). Observed neighbours leave it unset: the kernel does not know it.
+	Node          string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Neighbor) Reset() {
 	*x = Neighbor{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2160,7 @@ func (x *Neighbor) String() string {
 func (*Neighbor) ProtoMessage() {}
 
 func (x *Neighbor) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[20]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2173,7 @@ func (x *Neighbor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neighbor.ProtoReflect.Descriptor instead.
 func (*Neighbor) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Neighbor) GetIp() string {
@@ -2052,6 +2190,13 @@ func (x *Neighbor) GetMac() string {
 	return ""
 }
 
+func (x *Neighbor) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
 type Route struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Destination prefix.
@@ -2064,7 +2209,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2221,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[21]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2234,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Route) GetDst() string {
@@ -2121,7 +2266,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[22]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2278,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[22]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2291,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Change) GetAction() Change_Action {
@@ -2192,7 +2337,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[23]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2349,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[23]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2362,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ApplyRequest) GetObject() *Object {
@@ -2253,7 +2398,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[24]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2410,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[24]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2423,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ApplyResponse) GetObserved() *Object {
@@ -2304,7 +2449,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[25]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +2461,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[25]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2474,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetRequest) GetId() string {
@@ -2348,7 +2493,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[26]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2505,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[26]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2518,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetResponse) GetObserved() *Object {
@@ -2400,7 +2545,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[27]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2412,7 +2557,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[27]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2425,7 +2570,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteRequest) GetId() string {
@@ -2472,7 +2617,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[28]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2484,7 +2629,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[28]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2497,7 +2642,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteResponse) GetChanges() []*Change {
@@ -2515,7 +2660,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[29]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2527,7 +2672,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[29]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2540,7 +2685,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 type ListResponse struct {
@@ -2553,7 +2698,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[30]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2565,7 +2710,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[30]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2578,7 +2723,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListResponse) GetObjects() []*Object {
@@ -2603,7 +2748,7 @@ type AdoptRequest struct {
 
 func (x *AdoptRequest) Reset() {
 	*x = AdoptRequest{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[31]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2615,7 +2760,7 @@ func (x *AdoptRequest) String() string {
 func (*AdoptRequest) ProtoMessage() {}
 
 func (x *AdoptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[31]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2628,7 +2773,7 @@ func (x *AdoptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdoptRequest.ProtoReflect.Descriptor instead.
 func (*AdoptRequest) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AdoptRequest) GetId() string {
@@ -2672,7 +2817,7 @@ type AdoptResponse struct {
 
 func (x *AdoptResponse) Reset() {
 	*x = AdoptResponse{}
-	mi := &file_nodenet_v1_agent_proto_msgTypes[32]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +2829,7 @@ func (x *AdoptResponse) String() string {
 func (*AdoptResponse) ProtoMessage() {}
 
 func (x *AdoptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_v1_agent_proto_msgTypes[32]
+	mi := &file_nodenet_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +2842,7 @@ func (x *AdoptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdoptResponse.ProtoReflect.Descriptor instead.
 func (*AdoptResponse) Descriptor() ([]byte, []int) {
-	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_nodenet_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AdoptResponse) GetObserved() *Object {
@@ -2874,14 +3019,26 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"masquerade\x18\x02 \x01(\bR\n" +
 	"masquerade\x12\x16\n" +
 	"\x06exempt\x18\x03 \x01(\bR\x06exempt\x12\x14\n" +
-	"\x05drift\x18\x04 \x03(\tR\x05drift\"\xe6\x01\n" +
+	"\x05drift\x18\x04 \x03(\tR\x05drift\"\xb9\x02\n" +
 	"\vVxlanTunnel\x12/\n" +
 	"\x06device\x18\x01 \x01(\v2\x17.nodenet.v1.VxlanDeviceR\x06device\x12&\n" +
 	"\x03fdb\x18\x02 \x03(\v2\x14.nodenet.v1.FdbEntryR\x03fdb\x122\n" +
 	"\tneighbors\x18\x03 \x03(\v2\x14.nodenet.v1.NeighborR\tneighbors\x12)\n" +
-	"\x06routes\x18\x04 \x03(\v2\x11.nodenet.v1.RouteR\x06routes\x12\x1f\n" +
+	"\x06routes\x18\x04 \x03(\v2\x11.nodenet.v1.RouteR\x06routes\x12!\n" +
+	"\fhealth_check\x18\x05 \x01(\bR\vhealthCheck\x12\x1f\n" +
 	"\vsnat_exempt\x18\a \x03(\tR\n" +
-	"snatExempt\"\xc5\x02\n" +
+	"snatExempt\x12.\n" +
+	"\x06health\x18\x14 \x03(\v2\x16.nodenet.v1.PeerHealthR\x06health\"\xc4\x01\n" +
+	"\n" +
+	"PeerHealth\x12\x0e\n" +
+	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1c\n" +
+	"\treachable\x18\x03 \x01(\bR\treachable\x12\x15\n" +
+	"\x06rtt_ms\x18\x04 \x01(\x01R\x05rttMs\x12\x17\n" +
+	"\alast_ok\x18\x05 \x01(\x03R\x06lastOk\x12\x12\n" +
+	"\x04sent\x18\x06 \x01(\rR\x04sent\x12\x1a\n" +
+	"\breceived\x18\a \x01(\rR\breceived\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\xc5\x02\n" +
 	"\vVxlanDevice\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03vni\x18\x02 \x01(\rR\x03vni\x12\x12\n" +
@@ -2899,10 +3056,11 @@ const file_nodenet_v1_agent_proto_rawDesc = "" +
 	"\x05owner\x18\x16 \x01(\tR\x05owner\".\n" +
 	"\bFdbEntry\x12\x10\n" +
 	"\x03mac\x18\x01 \x01(\tR\x03mac\x12\x10\n" +
-	"\x03dst\x18\x02 \x01(\tR\x03dst\",\n" +
+	"\x03dst\x18\x02 \x01(\tR\x03dst\"@\n" +
 	"\bNeighbor\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x10\n" +
-	"\x03mac\x18\x02 \x01(\tR\x03mac\"+\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\"+\n" +
 	"\x05Route\x12\x10\n" +
 	"\x03dst\x18\x01 \x01(\tR\x03dst\x12\x10\n" +
 	"\x03via\x18\x02 \x01(\tR\x03via\"\xcb\x01\n" +
@@ -2972,7 +3130,7 @@ func file_nodenet_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_nodenet_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_nodenet_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_nodenet_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_nodenet_v1_agent_proto_goTypes = []any{
 	(Change_Action)(0),         // 0: nodenet.v1.Change.Action
 	(*InfoRequest)(nil),        // 1: nodenet.v1.InfoRequest
@@ -2993,26 +3151,27 @@ var file_nodenet_v1_agent_proto_goTypes = []any{
 	(*IpipTunnel)(nil),         // 16: nodenet.v1.IpipTunnel
 	(*NatState)(nil),           // 17: nodenet.v1.NatState
 	(*VxlanTunnel)(nil),        // 18: nodenet.v1.VxlanTunnel
-	(*VxlanDevice)(nil),        // 19: nodenet.v1.VxlanDevice
-	(*FdbEntry)(nil),           // 20: nodenet.v1.FdbEntry
-	(*Neighbor)(nil),           // 21: nodenet.v1.Neighbor
-	(*Route)(nil),              // 22: nodenet.v1.Route
-	(*Change)(nil),             // 23: nodenet.v1.Change
-	(*ApplyRequest)(nil),       // 24: nodenet.v1.ApplyRequest
-	(*ApplyResponse)(nil),      // 25: nodenet.v1.ApplyResponse
-	(*GetRequest)(nil),         // 26: nodenet.v1.GetRequest
-	(*GetResponse)(nil),        // 27: nodenet.v1.GetResponse
-	(*DeleteRequest)(nil),      // 28: nodenet.v1.DeleteRequest
-	(*DeleteResponse)(nil),     // 29: nodenet.v1.DeleteResponse
-	(*ListRequest)(nil),        // 30: nodenet.v1.ListRequest
-	(*ListResponse)(nil),       // 31: nodenet.v1.ListResponse
-	(*AdoptRequest)(nil),       // 32: nodenet.v1.AdoptRequest
-	(*AdoptResponse)(nil),      // 33: nodenet.v1.AdoptResponse
-	nil,                        // 34: nodenet.v1.NodeInfo.KernelFeaturesEntry
+	(*PeerHealth)(nil),         // 19: nodenet.v1.PeerHealth
+	(*VxlanDevice)(nil),        // 20: nodenet.v1.VxlanDevice
+	(*FdbEntry)(nil),           // 21: nodenet.v1.FdbEntry
+	(*Neighbor)(nil),           // 22: nodenet.v1.Neighbor
+	(*Route)(nil),              // 23: nodenet.v1.Route
+	(*Change)(nil),             // 24: nodenet.v1.Change
+	(*ApplyRequest)(nil),       // 25: nodenet.v1.ApplyRequest
+	(*ApplyResponse)(nil),      // 26: nodenet.v1.ApplyResponse
+	(*GetRequest)(nil),         // 27: nodenet.v1.GetRequest
+	(*GetResponse)(nil),        // 28: nodenet.v1.GetResponse
+	(*DeleteRequest)(nil),      // 29: nodenet.v1.DeleteRequest
+	(*DeleteResponse)(nil),     // 30: nodenet.v1.DeleteResponse
+	(*ListRequest)(nil),        // 31: nodenet.v1.ListRequest
+	(*ListResponse)(nil),       // 32: nodenet.v1.ListResponse
+	(*AdoptRequest)(nil),       // 33: nodenet.v1.AdoptRequest
+	(*AdoptResponse)(nil),      // 34: nodenet.v1.AdoptResponse
+	nil,                        // 35: nodenet.v1.NodeInfo.KernelFeaturesEntry
 }
 var file_nodenet_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: nodenet.v1.NodeInfo.interfaces:type_name -> nodenet.v1.Interface
-	34, // 1: nodenet.v1.NodeInfo.kernel_features:type_name -> nodenet.v1.NodeInfo.KernelFeaturesEntry
+	35, // 1: nodenet.v1.NodeInfo.kernel_features:type_name -> nodenet.v1.NodeInfo.KernelFeaturesEntry
 	3,  // 2: nodenet.v1.NodeInfo.problems:type_name -> nodenet.v1.ObjectProblem
 	4,  // 3: nodenet.v1.NodeInfo.unexplained:type_name -> nodenet.v1.KernelEntry
 	18, // 4: nodenet.v1.Object.vxlan_tunnel:type_name -> nodenet.v1.VxlanTunnel
@@ -3033,37 +3192,38 @@ var file_nodenet_v1_agent_proto_depIdxs = []int32{
 	17, // 19: nodenet.v1.IpPool.nat:type_name -> nodenet.v1.NatState
 	18, // 20: nodenet.v1.PoolEncapsulation.vxlan:type_name -> nodenet.v1.VxlanTunnel
 	16, // 21: nodenet.v1.PoolEncapsulation.ipip:type_name -> nodenet.v1.IpipTunnel
-	22, // 22: nodenet.v1.PoolEncapsulation.direct:type_name -> nodenet.v1.Route
-	22, // 23: nodenet.v1.IpipTunnel.routes:type_name -> nodenet.v1.Route
-	19, // 24: nodenet.v1.VxlanTunnel.device:type_name -> nodenet.v1.VxlanDevice
-	20, // 25: nodenet.v1.VxlanTunnel.fdb:type_name -> nodenet.v1.FdbEntry
-	21, // 26: nodenet.v1.VxlanTunnel.neighbors:type_name -> nodenet.v1.Neighbor
-	22, // 27: nodenet.v1.VxlanTunnel.routes:type_name -> nodenet.v1.Route
-	0,  // 28: nodenet.v1.Change.action:type_name -> nodenet.v1.Change.Action
-	6,  // 29: nodenet.v1.ApplyRequest.object:type_name -> nodenet.v1.Object
-	6,  // 30: nodenet.v1.ApplyResponse.observed:type_name -> nodenet.v1.Object
-	23, // 31: nodenet.v1.ApplyResponse.changes:type_name -> nodenet.v1.Change
-	6,  // 32: nodenet.v1.GetResponse.observed:type_name -> nodenet.v1.Object
-	23, // 33: nodenet.v1.DeleteResponse.changes:type_name -> nodenet.v1.Change
-	6,  // 34: nodenet.v1.ListResponse.objects:type_name -> nodenet.v1.Object
-	6,  // 35: nodenet.v1.AdoptResponse.observed:type_name -> nodenet.v1.Object
-	1,  // 36: nodenet.v1.NodeAgent.Info:input_type -> nodenet.v1.InfoRequest
-	24, // 37: nodenet.v1.NodeAgent.Apply:input_type -> nodenet.v1.ApplyRequest
-	26, // 38: nodenet.v1.NodeAgent.Get:input_type -> nodenet.v1.GetRequest
-	28, // 39: nodenet.v1.NodeAgent.Delete:input_type -> nodenet.v1.DeleteRequest
-	30, // 40: nodenet.v1.NodeAgent.List:input_type -> nodenet.v1.ListRequest
-	32, // 41: nodenet.v1.NodeAgent.Adopt:input_type -> nodenet.v1.AdoptRequest
-	2,  // 42: nodenet.v1.NodeAgent.Info:output_type -> nodenet.v1.NodeInfo
-	25, // 43: nodenet.v1.NodeAgent.Apply:output_type -> nodenet.v1.ApplyResponse
-	27, // 44: nodenet.v1.NodeAgent.Get:output_type -> nodenet.v1.GetResponse
-	29, // 45: nodenet.v1.NodeAgent.Delete:output_type -> nodenet.v1.DeleteResponse
-	31, // 46: nodenet.v1.NodeAgent.List:output_type -> nodenet.v1.ListResponse
-	33, // 47: nodenet.v1.NodeAgent.Adopt:output_type -> nodenet.v1.AdoptResponse
-	42, // [42:48] is the sub-list for method output_type
-	36, // [36:42] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	23, // 22: nodenet.v1.PoolEncapsulation.direct:type_name -> nodenet.v1.Route
+	23, // 23: nodenet.v1.IpipTunnel.routes:type_name -> nodenet.v1.Route
+	20, // 24: nodenet.v1.VxlanTunnel.device:type_name -> nodenet.v1.VxlanDevice
+	21, // 25: nodenet.v1.VxlanTunnel.fdb:type_name -> nodenet.v1.FdbEntry
+	22, // 26: nodenet.v1.VxlanTunnel.neighbors:type_name -> nodenet.v1.Neighbor
+	23, // 27: nodenet.v1.VxlanTunnel.routes:type_name -> nodenet.v1.Route
+	19, // 28: nodenet.v1.VxlanTunnel.health:type_name -> nodenet.v1.PeerHealth
+	0,  // 29: nodenet.v1.Change.action:type_name -> nodenet.v1.Change.Action
+	6,  // 30: nodenet.v1.ApplyRequest.object:type_name -> nodenet.v1.Object
+	6,  // 31: nodenet.v1.ApplyResponse.observed:type_name -> nodenet.v1.Object
+	24, // 32: nodenet.v1.ApplyResponse.changes:type_name -> nodenet.v1.Change
+	6,  // 33: nodenet.v1.GetResponse.observed:type_name -> nodenet.v1.Object
+	24, // 34: nodenet.v1.DeleteResponse.changes:type_name -> nodenet.v1.Change
+	6,  // 35: nodenet.v1.ListResponse.objects:type_name -> nodenet.v1.Object
+	6,  // 36: nodenet.v1.AdoptResponse.observed:type_name -> nodenet.v1.Object
+	1,  // 37: nodenet.v1.NodeAgent.Info:input_type -> nodenet.v1.InfoRequest
+	25, // 38: nodenet.v1.NodeAgent.Apply:input_type -> nodenet.v1.ApplyRequest
+	27, // 39: nodenet.v1.NodeAgent.Get:input_type -> nodenet.v1.GetRequest
+	29, // 40: nodenet.v1.NodeAgent.Delete:input_type -> nodenet.v1.DeleteRequest
+	31, // 41: nodenet.v1.NodeAgent.List:input_type -> nodenet.v1.ListRequest
+	33, // 42: nodenet.v1.NodeAgent.Adopt:input_type -> nodenet.v1.AdoptRequest
+	2,  // 43: nodenet.v1.NodeAgent.Info:output_type -> nodenet.v1.NodeInfo
+	26, // 44: nodenet.v1.NodeAgent.Apply:output_type -> nodenet.v1.ApplyResponse
+	28, // 45: nodenet.v1.NodeAgent.Get:output_type -> nodenet.v1.GetResponse
+	30, // 46: nodenet.v1.NodeAgent.Delete:output_type -> nodenet.v1.DeleteResponse
+	32, // 47: nodenet.v1.NodeAgent.List:output_type -> nodenet.v1.ListResponse
+	34, // 48: nodenet.v1.NodeAgent.Adopt:output_type -> nodenet.v1.AdoptResponse
+	43, // [43:49] is the sub-list for method output_type
+	37, // [37:43] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_nodenet_v1_agent_proto_init() }
@@ -3084,7 +3244,7 @@ func file_nodenet_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nodenet_v1_agent_proto_rawDesc), len(file_nodenet_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

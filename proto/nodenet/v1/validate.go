@@ -92,6 +92,16 @@ func printable(s string) bool {
 	return true
 }
 
+// ValidateNodeKey checks a node key "<cluster>/<node>": two printable, non-empty names
+// without white space, joined by the one '/'.
+func ValidateNodeKey(field, key string) error {
+	cluster, node, ok := strings.Cut(key, "/")
+	if !ok || cluster == "" || node == "" || strings.Contains(node, "/") || !printable(key) {
+		return fieldErr(field, "%q is not a node key <cluster>/<node>, like test-cluster1/multicluster-test-001", key)
+	}
+	return nil
+}
+
 // ValidateOwner checks an owner identity: printable, no white space, at most MaxOwnerLen bytes.
 func ValidateOwner(field, owner string) error {
 	switch {
@@ -352,6 +362,11 @@ func ValidateVxlanTunnel(t *VxlanTunnel) error {
 		seenIP[ip] = true
 		if _, err := ParseUnicastMAC(f+".mac", n.GetMac()); err != nil {
 			return err
+		}
+		if n.GetNode() != "" {
+			if err := ValidateNodeKey(f+".node", n.GetNode()); err != nil {
+				return err
+			}
 		}
 	}
 	seenDst := map[netip.Prefix]bool{}

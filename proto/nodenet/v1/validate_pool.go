@@ -29,6 +29,11 @@ func ValidatePoolEncapsulation(p string, e *PoolEncapsulation) error {
 		if err := ValidateVxlanTunnel(rest); err != nil {
 			return prefixed(p+"vxlan.", err)
 		}
+		if v.GetHealthCheck() {
+			// The agent probes the members of vxlan_tunnel objects only; accepting it here
+			// would promise results nobody measures.
+			return fieldErr(p+"vxlan.health_check", "health checks are a vxlan_tunnel's; a pool's tunnel has none")
+		}
 		if a := v.GetDevice().GetAddress(); a != "" {
 			if _, err := parseTunnelAddress(p+"vxlan.device.address", a); err != nil {
 				return err

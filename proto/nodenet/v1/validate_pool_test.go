@@ -48,4 +48,11 @@ func TestPoolTunnelAddress(t *testing.T) {
 	if fe, ok := AsFieldError(ValidatePoolEncapsulation("ip_pool.encapsulation.", bad)); !ok || fe.Field != "ip_pool.encapsulation.vxlan.device.vni" {
 		t.Errorf("vni 0: got %v", fe)
 	}
+	// Health checks are a vxlan_tunnel's: a pool's tunnel asking for them is refused, not
+	// silently left unprobed.
+	hc := vx("10.244.0.0/32")
+	hc.Vxlan.HealthCheck = true
+	if fe, ok := AsFieldError(ValidatePoolEncapsulation("ip_pool.encapsulation.", hc)); !ok || fe.Field != "ip_pool.encapsulation.vxlan.health_check" {
+		t.Errorf("health_check in a pool's tunnel: got %v", fe)
+	}
 }

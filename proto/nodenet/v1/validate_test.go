@@ -106,6 +106,12 @@ func TestValidateObject(t *testing.T) {
 	if err := validateObject(good()); err != nil {
 		t.Fatalf("good object refused: %v", err)
 	}
+	withHealth := good()
+	withHealth.GetVxlanTunnel().HealthCheck = true
+	withHealth.GetVxlanTunnel().Neighbors[0].Node = "test-cluster2/multicluster-test-004"
+	if err := validateObject(withHealth); err != nil {
+		t.Fatalf("health checks with a neighbour's node refused: %v", err)
+	}
 	for name, c := range map[string]struct {
 		mutate func(o *Object)
 		field  string
@@ -122,6 +128,10 @@ func TestValidateObject(t *testing.T) {
 		"multicast neigh": {func(o *Object) { o.GetVxlanTunnel().Neighbors[0].Mac = "01:00:5e:00:00:01" }, "vxlan_tunnel.neighbors[0].mac"},
 		"route host bits": {func(o *Object) { o.GetVxlanTunnel().Routes[0].Dst = "10.235.88.1/24" }, "vxlan_tunnel.routes[0].dst"},
 		"no underlay":     {func(o *Object) { o.GetVxlanTunnel().Device.Underlay = "" }, "vxlan_tunnel.device.underlay"},
+		"node no cluster": {func(o *Object) { o.GetVxlanTunnel().Neighbors[0].Node = "node2" }, "vxlan_tunnel.neighbors[0].node"},
+		"node two slash":  {func(o *Object) { o.GetVxlanTunnel().Neighbors[0].Node = "c/n/x" }, "vxlan_tunnel.neighbors[0].node"},
+		"node empty name": {func(o *Object) { o.GetVxlanTunnel().Neighbors[0].Node = "c/" }, "vxlan_tunnel.neighbors[0].node"},
+		"node space":      {func(o *Object) { o.GetVxlanTunnel().Neighbors[0].Node = "c/n 2" }, "vxlan_tunnel.neighbors[0].node"},
 	} {
 		o := good()
 		c.mutate(o)
