@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 	"github.com/nodenet/terraform-provider-nodenet/provider/fleet"
@@ -122,10 +123,20 @@ func (lp *linkPlan) objects(owner string) fleet.Objects {
 		}
 	}
 	objs := objects(lp.plan, lp.mesh.Name, owner, keys)
+	nodeOf := map[string]string{} // overlay IP -> node key
+	for k, a := range lp.link.Overlay {
+		nodeOf[a.Addr().String()] = k
+	}
 	for k, o := range objs {
+		t := proto.Clone(o.GetVxlanTunnel()).(*pb.VxlanTunnel) // the plan's spec stays as planned
 		for _, p := range lp.link.Exempt[k] {
-			o.GetVxlanTunnel().SnatExempt = append(o.GetVxlanTunnel().SnatExempt, p.String())
+			t.SnatExempt = append(t.SnatExempt, p.String())
 		}
+		t.HealthCheck = true
+		for _, n := range t.GetNeighbors() {
+			n.Node = nodeOf[n.GetIp()]
+		}
+		o.Spec = &pb.Object_VxlanTunnel{VxlanTunnel: t}
 	}
 	return objs
 }

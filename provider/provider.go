@@ -304,5 +304,5 @@ func (p *NodenetProvider) Resources(_ context.Context) []func() resource.Resourc
 }
 
 func (p *NodenetProvider) DataSources(_ context.Context) []func() datasource.DataSource {
-	return []func() datasource.DataSource{NewNodesDataSource, NewBgpStatusDataSource}
+	return []func() datasource.DataSource{NewNodesDataSource, NewBgpStatusDataSource, NewClusterLinkStatusDataSource}
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -212,6 +213,23 @@ func TestAccClusterLink_multicluster(t *testing.T) {
 					l.linkPods(t, ""),
 				),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+			{
+				// The agents' health checks, per pair of clusters: every path up.
+				PreConfig: func() { time.Sleep(4 * time.Second) },
+				Config: without7 + linkHCL("link", "calico") + `
+data "nodenet_cluster_link_status" "s" {
+  name       = "multicluster"
+  depends_on = [nodenet_cluster_link.link]
+}
+`,
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr("data.nodenet_cluster_link_status.s", "pairs.%", "6"),
+					resource.TestCheckResourceAttr("data.nodenet_cluster_link_status.s", "pairs.test-cluster1->test-cluster2.reachable", "true"),
+					resource.TestCheckResourceAttr("data.nodenet_cluster_link_status.s", "pairs.test-cluster1->test-cluster2.paths", "4"),
+					resource.TestCheckResourceAttr("data.nodenet_cluster_link_status.s", "pairs.test-cluster3->test-cluster1.paths_up", "4"),
+					resource.TestCheckResourceAttr("data.nodenet_cluster_link_status.s", "peers.#", "30"),
+				),
 			},
 			{
 				// nodenet's NAT for cluster 1's pods, no exemption: traffic to the other
