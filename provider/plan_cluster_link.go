@@ -317,12 +317,29 @@ func (r *ClusterLinkResource) blocks(ctx context.Context, name string, cm linkCl
 			add(a.Node, a.CIDR, "BlockAffinity")
 		}
 	case blocksNodenet:
+		// The pools planned in this run, as planned (the nodes have them once applied); the
+		// others as the nodes have them.
+		planned := r.data.pools.allocations(name)
+		for pool, alloc := range planned {
+			if pods.IsValid() && !pods.Contains(pool.Addr()) {
+				continue
+			}
+			for _, n := range sortedKeys(alloc) {
+				if contains(nodeNames(keys), n) {
+					add(n, alloc[n], "nodenet pool")
+				}
+			}
+		}
 		lists, errs := r.data.Fleet.List(ctx, keys)
 		for _, e := range errs {
 			diags.AddAttributeError(at, "Node agent did not answer", e.Error())
 		}
 		for k, objs := range lists {
 			for _, o := range objs {
+				pool, _ := netip.ParsePrefix(o.GetIpPool().GetCidr())
+				if _, done := planned[pool]; done {
+					continue
+				}
 				b, err := netip.ParsePrefix(o.GetIpPool().GetBlock())
 				if err == nil && (!pods.IsValid() || pods.Contains(b.Addr())) {
 					add(nodeName(k), b.String(), "nodenet pool")

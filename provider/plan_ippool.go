@@ -59,6 +59,7 @@ func (r *IPPoolResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 	plan.Nodes = setValue(ctx, nodeNames(keys), &resp.Diagnostics)
 	plan.Allocations = mapValue(ctx, alloc, &resp.Diagnostics)
+	r.data.pools.planned(plan.Cluster.ValueString(), pool, alloc)
 	if plan.ID.IsUnknown() {
 		plan.ID = types.StringValue(plan.Cluster.ValueString() + "/" + pool.String())
 	}

@@ -65,6 +65,12 @@ func newLinkLab(t *testing.T) *linkLab {
 		if h.Name != "multicluster-test-007" {
 			l.addNode(t, h)
 		}
+		if h.Cluster == "test-cluster3" {
+			// Cluster 3's blocks come from Calico's IPAM (blocks_from = "calico").
+			if err := l.kube[h.Cluster].AddBlockAffinity(ctx, h.Name+"-a", h.Name, h.PodCIDR.String()); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	return l
 }
@@ -100,7 +106,7 @@ func linkHCL(res, exemption string) string {
 	return fmt.Sprintf(`
 resource "nodenet_cluster_link" %q {
   name           = "multicluster"
-  clusters       = { "test-cluster1" = {}, "test-cluster2" = {}, "test-cluster3" = {} }
+  clusters       = { "test-cluster1" = {}, "test-cluster2" = {}, "test-cluster3" = { blocks_from = "calico" } }
   device         = "vxlan-test"
   vni            = 10001
   port           = 4899
@@ -199,6 +205,7 @@ func TestAccClusterLink_multicluster(t *testing.T) {
 					resource.TestCheckResourceAttr(addr, "clusters.test-cluster2.pod_cidr", "10.235.64.0/18"),
 					resource.TestCheckResourceAttr(addr, "clusters.test-cluster2.service_cidr", "10.235.0.0/18"),
 					resource.TestCheckResourceAttr(addr, "clusters.test-cluster2.blocks_from", "kubernetes"),
+					resource.TestCheckResourceAttr(addr, "clusters.test-cluster3.blocks_from", "calico"),
 					resource.TestCheckResourceAttr(addr, "blocks.test-cluster3/multicluster-test-005", "10.236.115.0/24"),
 					resource.TestCheckResourceAttr(addr, "members.test-cluster1/multicluster-test-001.routes",
 						"10.235.88.0/24 via 179.17.1.3\n10.235.113.0/24 via 179.17.1.4\n10.236.106.0/24 via 179.17.1.6\n10.236.115.0/24 via 179.17.1.5"),
@@ -285,6 +292,45 @@ data "nodenet_cluster_link_status" "s" {
 				},
 			},
 			{
+				// Calico moves 005's block: found at the next plan, on every node that routes
+				// to it (the other clusters'), and nowhere else.
+				PreConfig: func() {
+					k := l.kube["test-cluster3"]
+					if err := k.DeleteBlockAffinity(context.Background(), "multicluster-test-005-a"); err != nil {
+						t.Fatal(err)
+					}
+					if err := k.AddBlockAffinity(context.Background(), "multicluster-test-005-b", "multicluster-test-005", "10.236.116.0/24"); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: all + linkHCL("link", "nodenet") + natPool,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					expectMemberChanges{addr, []string{"test-cluster1/multicluster-test-001", "test-cluster1/multicluster-test-002",
+						"test-cluster2/multicluster-test-003", "test-cluster2/multicluster-test-007"}},
+				}},
+				Check: func(*terraform.State) error {
+					routes := run(t, n1, "ip", "route")
+					if !strings.Contains(routes, "10.236.116.0/24 via 179.17.1.5") || strings.Contains(routes, "10.236.115.0/24") {
+						return fmt.Errorf("001's routes after the block moved:\n%s", routes)
+					}
+					return nil
+				},
+			},
+			{
+				// ... and back.
+				PreConfig: func() {
+					k := l.kube["test-cluster3"]
+					if err := k.DeleteBlockAffinity(context.Background(), "multicluster-test-005-b"); err != nil {
+						t.Fatal(err)
+					}
+					if err := k.AddBlockAffinity(context.Background(), "multicluster-test-005-a", "multicluster-test-005", "10.236.115.0/24"); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: all + linkHCL("link", "nodenet") + natPool,
+				Check:  l.linkPods(t, ""),
+			},
+			{
 				// A route deleted by hand on 001: planned on exactly 001, and repaired.
 				PreConfig: func() { run(t, n1, "ip", "route", "del", "10.236.115.0/24") },
 				Config:    all + linkHCL("link", "nodenet") + natPool,
@@ -366,4 +412,57 @@ resource "nodenet_vxlan_tunnel" "t" {
 // long messages).
 func wsRegexp(pattern string) *regexp.Regexp {
 	return regexp.MustCompile(strings.ReplaceAll(pattern, " ", `\s+`))
+}
+
+// TestAccClusterLink_blocksFromPools: without Kubernetes access, a cluster's blocks can be
+// its nodenet pool's allocations (as the agents hold them) or given: the other cluster's
+// node routes to each.
+func TestAccClusterLink_blocksFromPools(t *testing.T) {
+	l := newLab(t, hosts(3))
+	n3 := l.Hosts[2]
+	config := l.ProviderHCL() + `
+resource "nodenet_ippool" "c1" {
+  cluster = "c1"
+  cidr    = "10.250.0.0/16"
+}
+
+resource "nodenet_cluster_link" "l" {
+  name = "l"
+  clusters = {
+    c1 = { pod_cidr = "10.250.0.0/16", service_cidr = "10.252.0.0/16", blocks_from = "nodenet" }
+    c2 = { pod_cidr = "10.251.0.0/16", blocks = { n3 = ["10.251.0.0/24"] } }
+  }
+  vni          = 10001
+  overlay_cidr = "179.19.0.0/24"
+  depends_on   = [nodenet_ippool.c1]
+}
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		CheckDestroy:             func(*terraform.State) error { return noVxlan(l) },
+		Steps: []resource.TestStep{
+			{
+				// The pool is planned in the same run: the link plans with its allocations.
+				Config: config,
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr("nodenet_cluster_link.l", "blocks.c1/n1", "10.250.0.0/26"),
+					resource.TestCheckResourceAttr("nodenet_cluster_link.l", "blocks.c1/n2", "10.250.0.64/26"),
+					resource.TestCheckResourceAttr("nodenet_cluster_link.l", "clusters.c2.blocks_from", "static"),
+					func(*terraform.State) error {
+						routes := run(t, n3, "ip", "route")
+						for _, want := range []string{"10.250.0.0/26 via 179.19.0.1 dev vxlan-link", "10.250.0.64/26 via 179.19.0.2 dev vxlan-link"} {
+							if !strings.Contains(routes, want) {
+								return fmt.Errorf("n3 lacks %q:\n%s", want, routes)
+							}
+						}
+						if out := run(t, l.Hosts[0], "ip", "route"); !strings.Contains(out, "10.251.0.0/24 via 179.19.0.3 dev vxlan-link") {
+							return fmt.Errorf("n1 lacks the route to n3's given block:\n%s", out)
+						}
+						return nil
+					},
+				),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		},
+	})
 }

@@ -74,3 +74,22 @@ func (c *Cluster) AddCalicoPool(ctx context.Context, name, cidr string, natOutgo
 func (c *Cluster) DeleteNode(ctx context.Context, name string) error {
 	return c.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "nodes"}).Delete(ctx, name, metav1.DeleteOptions{})
 }
+
+// BlockAffinities is Calico's BlockAffinity resource.
+var BlockAffinities = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "blockaffinities"}
+
+// AddBlockAffinity records that Calico gave node the block cidr (confirmed), as Calico's IPAM
+// does; name is the object's name.
+func (c *Cluster) AddBlockAffinity(ctx context.Context, name, node, cidr string) error {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "crd.projectcalico.org/v1", "kind": "BlockAffinity", "metadata": map[string]any{"name": name},
+		"spec": map[string]any{"node": node, "cidr": cidr, "state": "confirmed", "deleted": "false"},
+	}}
+	_, err := c.Dynamic.Resource(BlockAffinities).Create(ctx, u, metav1.CreateOptions{})
+	return err
+}
+
+// DeleteBlockAffinity deletes a BlockAffinity (Calico released the block).
+func (c *Cluster) DeleteBlockAffinity(ctx context.Context, name string) error {
+	return c.Dynamic.Resource(BlockAffinities).Delete(ctx, name, metav1.DeleteOptions{})
+}
