@@ -257,9 +257,9 @@ func TestAccIPPool_natVxlanAndCNI(t *testing.T) {
 					run(t, n1, "nft", "flush", "chain", "ip", "nodenet", "postrouting")
 					run(t, n1, "nft", "delete", "element", "ip", "nodenet", "masq_exempt", "{ 10.245.0.0/16 }")
 					run(t, n2, "nft", "add", "element", "ip", "nodenet", "masq_exempt", "{ 10.99.0.0/16 }")
-					dev := strings.Fields(run(t, n2, "ip", "-o", "link", "show", "type", "vxlan"))[1]
-					fdb := strings.Fields(run(t, n2, "bridge", "fdb", "show", "dev", strings.TrimSuffix(dev, ":")))
-					run(t, n2, "bridge", "fdb", "del", fdb[0], "dev", strings.TrimSuffix(dev, ":"))
+					dev := defaultTunnelDevice(encapVXLAN, netip.MustParsePrefix("10.244.0.0/16")) // the pods pool's
+					fdb := strings.Fields(run(t, n2, "bridge", "fdb", "show", "dev", dev))
+					run(t, n2, "bridge", "fdb", "del", fdb[0], "dev", dev)
 					run(t, n2, "sh", "-c", "echo '{}' > "+n2.CNIConfDir+"/10-nodenet.conflist")
 					if err := expectSource(p1, l.Router.NS, netip.MustParseAddr("192.168.0.1"), p1.Addr.Addr().String()); err != nil {
 						t.Fatalf("without the rule the pod's traffic should leave unmasqueraded: %v", err)
