@@ -93,10 +93,10 @@ func (c *Client) ApplyCalicoPool(ctx context.Context, link, name, cidr string) e
 	r := c.dyn.Resource(calicoPoolGVR)
 	if cur, err := r.Get(ctx, name, metav1.GetOptions{}); err == nil {
 		if p := calicoPoolFrom(cur); p.Link != link {
-			return fmt.Errorf("Calico IPPool %s on %s exists and is not this link's (cidr %s, label %s=%q); rename or delete it", name, c.Host, p.CIDR, LinkLabel, p.Link)
+			return fmt.Errorf("the Calico IPPool %s on %s exists and is not this link's (cidr %s, label %s=%q); rename or delete it", name, c.Host, p.CIDR, LinkLabel, p.Link)
 		}
 	} else if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("Calico IPPool %s on %s: %w", name, c.Host, err)
+		return fmt.Errorf("the Calico IPPool %s on %s: %w", name, c.Host, err)
 	}
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "crd.projectcalico.org/v1", "kind": "IPPool",
@@ -118,7 +118,7 @@ func (c *Client) DeleteCalicoPool(ctx context.Context, link, name string) error 
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("Calico IPPool %s on %s: %w", name, c.Host, err)
+		return fmt.Errorf("the Calico IPPool %s on %s: %w", name, c.Host, err)
 	}
 	if calicoPoolFrom(cur).Link != link {
 		return nil
@@ -151,11 +151,11 @@ func (c *Client) RelabelCalicoPool(ctx context.Context, name, oldLink, newLink s
 	r := c.dyn.Resource(calicoPoolGVR)
 	cur, err := r.Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("Calico IPPool %s on %s: %w", name, c.Host, err)
+		return fmt.Errorf("the Calico IPPool %s on %s: %w", name, c.Host, err)
 	}
 	labels := cur.GetLabels()
 	if labels[LinkLabel] != oldLink {
-		return fmt.Errorf("Calico IPPool %s on %s is not the link's (label %s=%q)", name, c.Host, LinkLabel, labels[LinkLabel])
+		return fmt.Errorf("the Calico IPPool %s on %s is not the link's (label %s=%q)", name, c.Host, LinkLabel, labels[LinkLabel])
 	}
 	labels[LinkLabel] = newLink
 	cur.SetLabels(labels)
