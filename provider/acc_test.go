@@ -2,21 +2,16 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
@@ -311,70 +306,11 @@ func nested(v any, key string) map[string]any {
 	return out
 }
 
-// inNetns runs fn on an OS thread switched into the named namespace; sockets fn opens stay
-// in that namespace after the thread switches back.
-func inNetns(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(filepath.Join(lab.NetnsDir, name))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, err) // the thread stays locked and dies with the goroutine
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
 // sourceSeenBy sends a UDP datagram from the pod behind from to the pod behind to and returns
 // the source address the receiving pod sees: the sending pod's own address when nothing
 // rewrites it on the way (no SNAT).
 func sourceSeenBy(from, to *lab.Host) (string, error) {
-	var conn net.PacketConn
-	if err := inNetns(to.PodNS, func() (err error) {
-		conn, err = net.ListenPacket("udp4", ":45999")
-		return err
-	}); err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	var out net.Conn
-	if err := inNetns(from.PodNS, func() (err error) {
-		out, err = net.Dial("udp4", net.JoinHostPort(to.PodIP.String(), "45999"))
-		return err
-	}); err != nil {
-		return "", err
-	}
-	defer out.Close()
-	buf := make([]byte, 64)
-	for try := 0; try < 3; try++ {
-		if _, err := out.Write([]byte("nodenet")); err != nil {
-			return "", err
-		}
-		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		if _, addr, err := conn.ReadFrom(buf); err == nil {
-			return addr.(*net.UDPAddr).IP.String(), nil
-		}
-	}
-	return "", fmt.Errorf("no datagram from the pod behind %s reached the pod behind %s", from.Name, to.Name)
+	return udpSource(from.PodNS, to.PodNS, to.PodIP)
 }
 
 // expectBefore is a plan check: the resource's prior value at the attribute path (map keys

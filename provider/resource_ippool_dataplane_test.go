@@ -74,7 +74,7 @@ func cniPing(pod *cnipod.Pod, addr netip.Addr) error {
 // namespace toNS receives it, and returns the source address the receiver sees.
 func udpSource(fromNS, toNS string, addr netip.Addr) (string, error) {
 	var conn net.PacketConn
-	if err := inNetns(toNS, func() (err error) {
+	if err := lab.InNamespace(toNS, func() (err error) {
 		conn, err = net.ListenPacket("udp4", ":46999")
 		return err
 	}); err != nil {
@@ -82,7 +82,7 @@ func udpSource(fromNS, toNS string, addr netip.Addr) (string, error) {
 	}
 	defer conn.Close()
 	var out net.Conn
-	if err := inNetns(fromNS, func() (err error) {
+	if err := lab.InNamespace(fromNS, func() (err error) {
 		out, err = net.Dial("udp4", net.JoinHostPort(addr.String(), "46999"))
 		return err
 	}); err != nil {
