@@ -22,6 +22,13 @@
 # and removed, nodenet's table through netlink against `nft -f` of the same ruleset, in
 # throwaway namespaces; both ways must end with the same table. NODENET_NAT_BENCH_POOLS (200)
 # picks N; `./hack/bench.sh -bench NAT` runs only that one (it needs nft: make deps).
+#
+# Then the cluster link (BenchmarkClusterLink, issue "Multi-cluster pod networks", point 6):
+# three clusters of 20 lab nodes joined by a nodenet_cluster_link (blocks given, so no API
+# server), terraform apply from empty and the no-op plan after it, against the seed's
+# commands for the same entries (one ip/bridge process each) and ip/bridge -batch per node;
+# every way is checked on every node. NODENET_LINK_BENCH_NODES=20 picks the nodes per
+# cluster (2 to 64); `./hack/bench.sh -bench ClusterLink` runs only that one (about 40 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "make bench needs root (network namespaces)" >&2; exit 1; }
