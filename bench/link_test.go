@@ -97,6 +97,9 @@ type linkResult struct {
 	seed                 time.Duration
 	batchSeq, batchPar   time.Duration
 	labUp, checkAll      time.Duration
+	// linkDel is `ip link del` of the device on every node, one after another: the kernel's
+	// part of a destroy.
+	linkDel time.Duration
 }
 
 func (r *linkResult) cmds() int { return r.entries + r.deviceCmds }
@@ -112,7 +115,7 @@ func (r *linkResult) table() string {
 		secs(r.seed), float64(r.seed.Microseconds())/1000/float64(r.cmds()), r.cmds())
 	fmt.Fprintf(&b, "  (c) ip/bridge -batch per node       %6.2f s sequential, %.2f s %d at once\n", secs(r.batchSeq), secs(r.batchPar), parallelism)
 	fmt.Fprintf(&b, "  (e) no-op terraform plan            %6.2f s\n", secs(r.plan))
-	fmt.Fprintf(&b, "      (terraform destroy              %6.2f s)\n", secs(r.destroy))
+	fmt.Fprintf(&b, "      (terraform destroy              %6.2f s;  ip link del on every node: %.2f s)\n", secs(r.destroy), secs(r.linkDel))
 	fmt.Fprintf(&b, "  ratios: (b)/(a) = %.1fx   (a)/(c best) = %.1fx   (e)/(a) = %.2f\n",
 		secs(r.seed)/secs(r.apply), secs(r.apply)/secs(cBest), secs(r.plan)/secs(r.apply))
 	return b.String()
@@ -247,7 +250,7 @@ func runLink(b *testing.B, n int, tf, rc string) *linkResult {
 	r.seed = time.Since(start)
 	expectLink(b, "(b) the seed's commands", nodes, n)
 	linkPings(b, "(b) the seed's commands", from, to)
-	removeLinkDevices(b, nodes)
+	r.linkDel = removeLinkDevices(b, nodes)
 
 	// (c) one ip batch and one bridge batch per node, sequentially and 16 nodes at once.
 	batchDir := filepath.Join(dir, "batch")
@@ -578,14 +581,18 @@ func expectNoLink(b *testing.B, when string, nodes []*linkNode) {
 	}
 }
 
-// removeLinkDevices deletes the device on every node; its entries go with it.
-func removeLinkDevices(b *testing.B, nodes []*linkNode) {
+// removeLinkDevices deletes the device on every node, one after another (its entries go with
+// it), and returns how long that took.
+func removeLinkDevices(b *testing.B, nodes []*linkNode) time.Duration {
+	start := time.Now()
 	for _, nd := range nodes {
 		if out, err := exec.Command("ip", "-n", nd.h.NS, "link", "del", devName).CombinedOutput(); err != nil {
 			b.Fatalf("ip -n %s link del %s: %v: %s", nd.h.NS, devName, err, out)
 		}
 	}
+	d := time.Since(start)
 	expectNoLink(b, "after removing the devices", nodes)
+	return d
 }
 
 // linkPings pings from the pod behind from to the pods behind the others, across the link
