@@ -15,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/lab"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
@@ -175,6 +179,9 @@ func runLink(b *testing.B, n int, tf, rc string) *linkResult {
 			b.Errorf("lab down: %v", err)
 		}
 	})
+	if err := staticUnderlayNeighbors(l); err != nil {
+		b.Fatal(err)
+	}
 	nodes := linkNodesOf(l)
 	r := &linkResult{n: n, nodes: len(nodes), labUp: time.Since(start)}
 	b.Logf("lab of %d nodes (and their pods) up in %.1f s (%s)", len(nodes), secs(r.labUp), l.Dir)
@@ -274,6 +281,59 @@ func runLink(b *testing.B, n int, tf, rc string) *linkResult {
 	b.ReportMetric(secs(r.seed)/secs(r.apply), "x-b/a")
 	b.ReportMetric(secs(r.apply)/secs(min(r.batchSeq, r.batchPar)), "x-a/c")
 	return r
+}
+
+// staticUnderlayNeighbors gives every lab host a permanent neighbour entry for every other
+// host's underlay address. The lab's hosts share one kernel, whose neighbour table holds at
+// most gc_thresh3 (1024 by default, for the whole machine) entries the kernel may collect;
+// the link's health checks have every node send to every other node through VXLAN once a
+// second, so every node resolves every other node's underlay address: 3,540 entries at 60
+// nodes. Past the limit no namespace of the machine gets a new entry (a host's for the pod
+// behind it, another test's), and packets that need one are dropped: pods did not reach
+// each other after apply. Permanent entries do not count against the limit, and hold what
+// each node's own kernel would resolve.
+func staticUnderlayNeighbors(l *lab.Lab) error {
+	handle := func(h *lab.Host) (*netlink.Handle, error) {
+		ns, err := netns.GetFromPath(h.NSPath)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", h.NS, err)
+		}
+		defer ns.Close()
+		return netlink.NewHandleAt(ns)
+	}
+	underlay := map[*lab.Host]netlink.Link{}
+	for _, h := range l.Hosts {
+		nh, err := handle(h)
+		if err != nil {
+			return err
+		}
+		eth, err := nh.LinkByName(h.Underlay)
+		nh.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", h.NS, h.Underlay, err)
+		}
+		underlay[h] = eth
+	}
+	for _, h := range l.Hosts {
+		nh, err := handle(h)
+		if err != nil {
+			return err
+		}
+		for _, o := range l.Hosts {
+			if o == h {
+				continue
+			}
+			if err := nh.NeighSet(&netlink.Neigh{
+				LinkIndex: underlay[h].Attrs().Index, Family: unix.AF_INET, State: netlink.NUD_PERMANENT,
+				IP: o.UnderlayIP.Addr().AsSlice(), HardwareAddr: underlay[o].Attrs().HardwareAddr,
+			}); err != nil {
+				nh.Close()
+				return fmt.Errorf("%s: neighbour %s: %w", h.NS, o.UnderlayIP.Addr(), err)
+			}
+		}
+		nh.Close()
+	}
+	return nil
 }
 
 // linkTerraformConfig is the lab's provider block (every node with its agent and underlay
