@@ -104,6 +104,9 @@ type linkResult struct {
 	// linkDel is `ip link del` of the device on every node, one after another: the kernel's
 	// part of a destroy.
 	linkDel time.Duration
+	// probing and idle are the CPU time a second of this process (the lab's agents run in it)
+	// with the link up (its health checks running), and after destroy.
+	probing, idle time.Duration
 }
 
 func (r *linkResult) cmds() int { return r.entries + r.deviceCmds }
@@ -120,6 +123,8 @@ func (r *linkResult) table() string {
 	fmt.Fprintf(&b, "  (c) ip/bridge -batch per node       %6.2f s sequential, %.2f s %d at once\n", secs(r.batchSeq), secs(r.batchPar), parallelism)
 	fmt.Fprintf(&b, "  (e) no-op terraform plan            %6.2f s\n", secs(r.plan))
 	fmt.Fprintf(&b, "      (terraform destroy              %6.2f s;  ip link del on every node: %.2f s)\n", secs(r.destroy), secs(r.linkDel))
+	fmt.Fprintf(&b, "      (the %d agents' CPU: %.0f ms a second with the link up and its health checks running, %.0f ms after destroy)\n",
+		r.nodes, float64(r.probing.Microseconds())/1000, float64(r.idle.Microseconds())/1000)
 	fmt.Fprintf(&b, "  ratios: (b)/(a) = %.1fx   (a)/(c best) = %.1fx   (e)/(a) = %.2f\n",
 		secs(r.seed)/secs(r.apply), secs(r.apply)/secs(cBest), secs(r.plan)/secs(r.apply))
 	return b.String()
@@ -233,6 +238,7 @@ func runLink(b *testing.B, n int, tf, rc string) *linkResult {
 	expectLink(b, "(a) terraform apply", nodes, n)
 	r.checkAll = time.Since(start)
 	linkPings(b, "(a) terraform apply", from, to)
+	r.probing = cpuPerSecond(b)
 	d, code, out = terraform("plan", "-detailed-exitcode", "-input=false", "-no-color")
 	if code != 0 {
 		b.Fatalf("(e) terraform plan -detailed-exitcode right after apply exited %d (0: no changes):\n%s", code, out)
@@ -244,6 +250,7 @@ func runLink(b *testing.B, n int, tf, rc string) *linkResult {
 	}
 	r.destroy = d
 	expectNoLink(b, "after terraform destroy", nodes)
+	r.idle = cpuPerSecond(b)
 
 	// (b) the seed's commands, one process each, sequentially, as the write-up's operator
 	// runs them on every node in turn.
@@ -334,6 +341,20 @@ func staticUnderlayNeighbors(l *lab.Lab) error {
 		nh.Close()
 	}
 	return nil
+}
+
+// cpuPerSecond is this process's CPU time (user and system) over two seconds, halved.
+func cpuPerSecond(b *testing.B) time.Duration {
+	before, err := cpuTime(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	after, err := cpuTime(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return (after - before) / 2
 }
 
 // linkTerraformConfig is the lab's provider block (every node with its agent and underlay
