@@ -28,7 +28,7 @@
 # server), terraform apply from empty and the no-op plan after it, against the seed's
 # commands for the same entries (one ip/bridge process each) and ip/bridge -batch per node;
 # every way is checked on every node. NODENET_LINK_BENCH_NODES=20 picks the nodes per
-# cluster (2 to 64); `./hack/bench.sh -bench ClusterLink` runs only that one (about 40 s).
+# cluster (2 to 64); `./hack/bench.sh -bench ClusterLink` runs only that one (about 45 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "make bench needs root (network namespaces)" >&2; exit 1; }
