@@ -285,6 +285,7 @@ func runLink(b *testing.B, n int, tf, rc string) *linkResult {
 	b.ReportMetric(secs(r.batchPar), "s-batch-par16")
 	b.ReportMetric(secs(r.plan), "s-tf-noop-plan")
 	b.ReportMetric(secs(r.destroy), "s-tf-destroy")
+	b.ReportMetric(float64(r.probing.Microseconds())/1000, "ms-cpu/s-health-checks")
 	b.ReportMetric(secs(r.seed)/secs(r.apply), "x-b/a")
 	b.ReportMetric(secs(r.apply)/secs(min(r.batchSeq, r.batchPar)), "x-a/c")
 	return r
