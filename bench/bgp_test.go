@@ -407,6 +407,12 @@ func runOne(b *testing.B, dir string, w way, topo topology, n, blocks int) *conv
 	}
 	run := &convRun{way: w.label(), topo: topo}
 	originOf := map[netip.Prefix]int{}
+	if dir := os.Getenv("NODENET_BGP_BENCH_PERF_CONV"); dir != "" {
+		// For finding where the time of a block's convergence goes: perf record of the whole
+		// machine (every speaker, the kernel) while the blocks are added.
+		name := fmt.Sprintf("conv-%d-%s-%s.data", n, strings.ReplaceAll(w.label(), " ", ""), strings.ReplaceAll(string(topo), " ", "-"))
+		defer perfRecord(b, 0, filepath.Join(dir, name))()
+	}
 	for k := 0; k < warmBlocks+blocks; k++ {
 		o := origins[k%len(origins)]
 		blk := measuredBlock(k)
@@ -1031,10 +1037,14 @@ func timeReceiver(b *testing.B, what string, h *lab.Host, pid, torPID int, chang
 	return run
 }
 
-// perfRecord starts `perf record -g` of a process; the returned func stops it (SIGINT to the
-// perf process started here) and waits for it to write its file.
+// perfRecord starts `perf record -g` of a process (pid 0: of the whole machine); the returned
+// func stops it (SIGINT to the perf process started here) and waits for it to write its file.
 func perfRecord(b *testing.B, pid int, out string) func() {
-	cmd := exec.Command("perf", "record", "-q", "-g", "-F", "1999", "-p", strconv.Itoa(pid), "-o", out)
+	target := []string{"-a"}
+	if pid != 0 {
+		target = []string{"-p", strconv.Itoa(pid)}
+	}
+	cmd := exec.Command("perf", append([]string{"record", "-q", "-g", "-F", "1999", "-o", out}, target...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("perf record: %v", err)
@@ -1045,7 +1055,7 @@ func perfRecord(b *testing.B, pid int, out string) func() {
 		if err := cmd.Wait(); err != nil {
 			b.Logf("perf record: %v", err)
 		}
-		b.Logf("perf data of node-001's agent (pid %d) in %s", pid, out)
+		b.Logf("perf data (pid %d; 0: every process) in %s", pid, out)
 	}
 }
 
