@@ -57,12 +57,7 @@ func (r *kernelRIB) flush() error {
 	}
 	r.mu.Unlock()
 	// Sorted outside the lock that route installs wait for, and as addresses, not strings.
-	slices.SortFunc(prefixes, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
+	slices.SortFunc(prefixes, comparePrefixes)
 	f := learnedFile{Format: 1, Routes: make([]string, 0, len(prefixes))}
 	for _, p := range prefixes {
 		f.Routes = append(f.Routes, p.String())
