@@ -42,6 +42,14 @@ func (s *Speaker) ApplyBlock(ctx context.Context, id string, b *Block, dryRun bo
 	return changes, err
 }
 
+// Block returns the block object id has the speaker announce, if any.
+func (s *Speaker) Block(id string) (Block, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.blocks[id]
+	return b, ok
+}
+
 // Announced reports whether the running speaker originates prefix.
 func (s *Speaker) Announced(prefix netip.Prefix) bool {
 	s.mu.Lock()
