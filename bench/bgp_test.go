@@ -941,7 +941,7 @@ func runRoutes(b *testing.B, bin string, s bgpSettings) *routesResult {
 			}
 		}
 	}()
-	r.bird = timeReceiver(b, "(g) BIRD 2", rx, 0, bd.PID, changed, s.routes, func() (int, error) {
+	r.bird = timeReceiver(b, "(g) BIRD 2", rx, 0, bd, changed, s.routes, func() (int, error) {
 		var err error
 		if rbd, err = lab.StartBird(rx.NS, filepath.Join(rx.Dir, "bird"), rxText); err != nil {
 			return 0, err
@@ -964,7 +964,7 @@ func runRoutes(b *testing.B, bin string, s bgpSettings) *routesResult {
 		}
 	}
 	time.Sleep(time.Second) // let the BIRD receiver's session settle
-	r.solo = timeReceiver(b, "(e1) nodenet-agent, 1 session", solo, soloPID, bd.PID, changed, s.routes, applyPeer(solo, soloPID))
+	r.solo = timeReceiver(b, "(e1) nodenet-agent, 1 session", solo, soloPID, bd, changed, s.routes, applyPeer(solo, soloPID))
 	verifyRoutes(b, "(e1) nodenet-agent, 1 session", solo, routes, torAddr, dataplane.RouteProtocol)
 	time.Sleep(time.Second)
 	stopPerf := func() {}
@@ -973,7 +973,7 @@ func runRoutes(b *testing.B, bin string, s bgpSettings) *routesResult {
 		// programs the routes (perf slows it down a little).
 		stopPerf = perfRecord(b, pid, out)
 	}
-	r.agent = timeReceiver(b, fmt.Sprintf("(e) nodenet-agent, %d sessions", s.peers), n1, pid, bd.PID, changed, s.routes, applyPeer(n1, pid))
+	r.agent = timeReceiver(b, fmt.Sprintf("(e) nodenet-agent, %d sessions", s.peers), n1, pid, bd, changed, s.routes, applyPeer(n1, pid))
 	stopPerf()
 	verifyRoutes(b, "(e) nodenet-agent", n1, routes, torAddr, dataplane.RouteProtocol)
 	for _, c := range []struct {
@@ -1002,8 +1002,9 @@ func runRoutes(b *testing.B, bin string, s bgpSettings) *routesResult {
 // timeReceiver watches h's kernel, calls start (which configures the receiver's session with
 // the ToR and returns the receiver's pid) and waits for every route; the CPU times run from
 // before start to the last route. pid is the receiver's when it already runs (an agent), 0
-// when start starts it (BIRD: its CPU is then counted from its start).
-func timeReceiver(b *testing.B, what string, h *lab.Host, pid, torPID int, changed chan struct{}, routes int, start func() (int, error)) programRun {
+// when start starts it (BIRD: its CPU is then counted from its start). Meanwhile the ToR's
+// event loop is woken every torWake (wakeBird), as for every receiver.
+func timeReceiver(b *testing.B, what string, h *lab.Host, pid int, tor *lab.Bird, changed chan struct{}, routes int, start func() (int, error)) programRun {
 	w, err := watchRoutes(h.Name, h.NSPath, routesRange, changed)
 	if err != nil {
 		b.Fatal(err)
@@ -1019,7 +1020,8 @@ func timeReceiver(b *testing.B, what string, h *lab.Host, pid, torPID int, chang
 		}
 		return d
 	}
-	tor0, self0 := cpu(torPID), cpu(os.Getpid())
+	defer wakeBird(b, tor, torWake)()
+	tor0, self0 := cpu(tor.PID), cpu(os.Getpid())
 	rcv0 := cpu(pid) // an agent's so far; a BIRD that start starts has none (pid 0)
 	t0 := time.Now()
 	pid, err = start()
@@ -1030,7 +1032,7 @@ func timeReceiver(b *testing.B, what string, h *lab.Host, pid, torPID int, chang
 	run.firstLast = waitRoutes(b, what, changed, w, routes, routesWait)
 	run.firstP99 = w.untilShare(0.99)
 	run.cpu = cpu(pid) - rcv0
-	run.torCPU = cpu(torPID) - tor0
+	run.torCPU = cpu(tor.PID) - tor0
 	run.watchCPU = cpu(os.Getpid()) - self0
 	_, _, last := w.count()
 	run.fromStart = last.Sub(t0)
@@ -1140,7 +1142,7 @@ func verifyRoutes(b *testing.B, what string, h *lab.Host, routes []netip.Prefix,
 
 func (r *routesResult) table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "bgp route programming: %d routes a BIRD 2 ToR announces (iBGP), into one kernel\n", r.routes)
+	fmt.Fprintf(&b, "bgp route programming: %d routes a BIRD 2 ToR announces (iBGP), into one kernel (the ToR's event loop woken every %s)\n", r.routes, torWake)
 	const cols = "  %-39s %8s  %8s  %9s   %8s %8s %9s\n"
 	fmt.Fprintf(&b, "  %-39s %-18s  %-9s   %s\n", "", "first route ->", "session", "CPU meanwhile:")
 	fmt.Fprintf(&b, cols, "", "99%", "all", "up -> all", "receiver", "ToR", "benchmark")
