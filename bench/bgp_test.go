@@ -133,10 +133,13 @@ func BenchmarkBGP(b *testing.B) {
 		}
 	}
 	s := bgpSettingsFromEnv(b)
-	bin := filepath.Join(b.TempDir(), "nodenet-agent")
-	build := exec.Command("go", "build", "-o", bin, "github.com/nodenet/terraform-provider-nodenet/nodeagent/cmd/nodenet-agent")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build nodenet-agent: %v\n%s", err, out)
+	bin := os.Getenv("NODENET_BGP_BENCH_AGENT") // another build, to compare two in one session
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "nodenet-agent")
+		build := exec.Command("go", "build", "-o", bin, "github.com/nodenet/terraform-provider-nodenet/nodeagent/cmd/nodenet-agent")
+		if out, err := build.CombinedOutput(); err != nil {
+			b.Fatalf("go build nodenet-agent: %v\n%s", err, out)
+		}
 	}
 	for _, n := range s.sizes {
 		var r *convResult

@@ -18,7 +18,8 @@
 # routes, NODENET_BGP_BENCH_PERF_CONV=dir the whole machine while each convergence run adds
 # its blocks (a file per run). NODENET_BGP_BENCH_SIZES=2,20 picks the sizes,
 # NODENET_BGP_BENCH_BLOCKS (30) the blocks per run, NODENET_BGP_BENCH_ROUTES (10000) the
-# routes and NODENET_BGP_BENCH_PEERS (20) the sessions of the node learning them.
+# routes and NODENET_BGP_BENCH_PEERS (20) the sessions of the node learning them;
+# NODENET_BGP_BENCH_AGENT=file runs that nodenet-agent binary instead of building one.
 # `./hack/bench.sh -bench BGP` runs only that one.
 #
 # Then the NAT table (BenchmarkNAT, nodeagent/nat): N IP pools from empty and one pool added
