@@ -42,6 +42,7 @@ const (
 	blockWait  = 15 * time.Second // one block everywhere, or the way is broken
 	setupWait  = 90 * time.Second // sessions up and every node's first block everywhere
 	routesWait = 5 * time.Minute  // every learned route in the kernel
+	rssSettle  = 2 * time.Second  // after the routes, before the agent's memory is read again
 )
 
 var (
@@ -133,10 +134,13 @@ func BenchmarkBGP(b *testing.B) {
 		}
 	}
 	s := bgpSettingsFromEnv(b)
-	bin := filepath.Join(b.TempDir(), "nodenet-agent")
-	build := exec.Command("go", "build", "-o", bin, "github.com/nodenet/terraform-provider-nodenet/nodeagent/cmd/nodenet-agent")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build nodenet-agent: %v\n%s", err, out)
+	bin := os.Getenv("NODENET_BGP_BENCH_AGENT") // another build, to compare two in one session
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "nodenet-agent")
+		build := exec.Command("go", "build", "-o", bin, "github.com/nodenet/terraform-provider-nodenet/nodeagent/cmd/nodenet-agent")
+		if out, err := build.CombinedOutput(); err != nil {
+			b.Fatalf("go build nodenet-agent: %v\n%s", err, out)
+		}
 	}
 	for _, n := range s.sizes {
 		var r *convResult
@@ -407,6 +411,12 @@ func runOne(b *testing.B, dir string, w way, topo topology, n, blocks int) *conv
 	}
 	run := &convRun{way: w.label(), topo: topo}
 	originOf := map[netip.Prefix]int{}
+	if dir := os.Getenv("NODENET_BGP_BENCH_PERF_CONV"); dir != "" {
+		// For finding where the time of a block's convergence goes: perf record of the whole
+		// machine (every speaker, the kernel) while the blocks are added.
+		name := fmt.Sprintf("conv-%d-%s-%s.data", n, strings.ReplaceAll(w.label(), " ", ""), strings.ReplaceAll(string(topo), " ", "-"))
+		defer perfRecord(b, 0, filepath.Join(dir, name))()
+	}
 	for k := 0; k < warmBlocks+blocks; k++ {
 		o := origins[k%len(origins)]
 		blk := measuredBlock(k)
@@ -821,6 +831,7 @@ type routesResult struct {
 	batchP99               time.Duration
 	batchProcess           time.Duration // the ip process, start to exit
 	rssBefore, rssAfter    int64
+	rssSettled             int64 // rssSettle after rssAfter
 	meshPeers, established int
 }
 
@@ -935,7 +946,7 @@ func runRoutes(b *testing.B, bin string, s bgpSettings) *routesResult {
 			}
 		}
 	}()
-	r.bird = timeReceiver(b, "(g) BIRD 2", rx, 0, bd.PID, changed, s.routes, func() (int, error) {
+	r.bird = timeReceiver(b, "(g) BIRD 2", rx, 0, bd, changed, s.routes, func() (int, error) {
 		var err error
 		if rbd, err = lab.StartBird(rx.NS, filepath.Join(rx.Dir, "bird"), rxText); err != nil {
 			return 0, err
@@ -958,7 +969,7 @@ func runRoutes(b *testing.B, bin string, s bgpSettings) *routesResult {
 		}
 	}
 	time.Sleep(time.Second) // let the BIRD receiver's session settle
-	r.solo = timeReceiver(b, "(e1) nodenet-agent, 1 session", solo, soloPID, bd.PID, changed, s.routes, applyPeer(solo, soloPID))
+	r.solo = timeReceiver(b, "(e1) nodenet-agent, 1 session", solo, soloPID, bd, changed, s.routes, applyPeer(solo, soloPID))
 	verifyRoutes(b, "(e1) nodenet-agent, 1 session", solo, routes, torAddr, dataplane.RouteProtocol)
 	time.Sleep(time.Second)
 	stopPerf := func() {}
@@ -967,7 +978,7 @@ func runRoutes(b *testing.B, bin string, s bgpSettings) *routesResult {
 		// programs the routes (perf slows it down a little).
 		stopPerf = perfRecord(b, pid, out)
 	}
-	r.agent = timeReceiver(b, fmt.Sprintf("(e) nodenet-agent, %d sessions", s.peers), n1, pid, bd.PID, changed, s.routes, applyPeer(n1, pid))
+	r.agent = timeReceiver(b, fmt.Sprintf("(e) nodenet-agent, %d sessions", s.peers), n1, pid, bd, changed, s.routes, applyPeer(n1, pid))
 	stopPerf()
 	verifyRoutes(b, "(e) nodenet-agent", n1, routes, torAddr, dataplane.RouteProtocol)
 	for _, c := range []struct {
@@ -983,6 +994,12 @@ func runRoutes(b *testing.B, bin string, s bgpSettings) *routesResult {
 	if r.rssAfter, err = rssKiB(pid); err != nil {
 		b.Fatal(err)
 	}
+	// Right after a burst the agent holds what it has freed but not yet given back (the
+	// queued paths of 10,000 events), until the next GC and the runtime's scavenger.
+	time.Sleep(rssSettle)
+	if r.rssSettled, err = rssKiB(pid); err != nil {
+		b.Fatal(err)
+	}
 	b.ReportMetric(secs(r.agent.firstLast), "s-e-agent")
 	b.ReportMetric(secs(r.solo.firstLast), "s-e1-agent-1-session")
 	b.ReportMetric(secs(r.batchFirstLast), "s-f-ip-batch")
@@ -990,14 +1007,16 @@ func runRoutes(b *testing.B, bin string, s bgpSettings) *routesResult {
 	b.ReportMetric(secs(r.agent.firstLast)/secs(r.batchFirstLast), "x-e/f")
 	b.ReportMetric(secs(r.agent.firstLast)/secs(r.bird.firstLast), "x-e/g")
 	b.ReportMetric(mib(r.rssAfter), "MiB-agent-rss")
+	b.ReportMetric(mib(r.rssSettled), "MiB-agent-rss-settled")
 	return r
 }
 
 // timeReceiver watches h's kernel, calls start (which configures the receiver's session with
 // the ToR and returns the receiver's pid) and waits for every route; the CPU times run from
 // before start to the last route. pid is the receiver's when it already runs (an agent), 0
-// when start starts it (BIRD: its CPU is then counted from its start).
-func timeReceiver(b *testing.B, what string, h *lab.Host, pid, torPID int, changed chan struct{}, routes int, start func() (int, error)) programRun {
+// when start starts it (BIRD: its CPU is then counted from its start). Meanwhile the ToR's
+// event loop is woken every torWake (wakeBird), as for every receiver.
+func timeReceiver(b *testing.B, what string, h *lab.Host, pid int, tor *lab.Bird, changed chan struct{}, routes int, start func() (int, error)) programRun {
 	w, err := watchRoutes(h.Name, h.NSPath, routesRange, changed)
 	if err != nil {
 		b.Fatal(err)
@@ -1013,7 +1032,8 @@ func timeReceiver(b *testing.B, what string, h *lab.Host, pid, torPID int, chang
 		}
 		return d
 	}
-	tor0, self0 := cpu(torPID), cpu(os.Getpid())
+	defer wakeBird(b, tor, torWake)()
+	tor0, self0 := cpu(tor.PID), cpu(os.Getpid())
 	rcv0 := cpu(pid) // an agent's so far; a BIRD that start starts has none (pid 0)
 	t0 := time.Now()
 	pid, err = start()
@@ -1024,17 +1044,21 @@ func timeReceiver(b *testing.B, what string, h *lab.Host, pid, torPID int, chang
 	run.firstLast = waitRoutes(b, what, changed, w, routes, routesWait)
 	run.firstP99 = w.untilShare(0.99)
 	run.cpu = cpu(pid) - rcv0
-	run.torCPU = cpu(torPID) - tor0
+	run.torCPU = cpu(tor.PID) - tor0
 	run.watchCPU = cpu(os.Getpid()) - self0
 	_, _, last := w.count()
 	run.fromStart = last.Sub(t0)
 	return run
 }
 
-// perfRecord starts `perf record -g` of a process; the returned func stops it (SIGINT to the
-// perf process started here) and waits for it to write its file.
+// perfRecord starts `perf record -g` of a process (pid 0: of the whole machine); the returned
+// func stops it (SIGINT to the perf process started here) and waits for it to write its file.
 func perfRecord(b *testing.B, pid int, out string) func() {
-	cmd := exec.Command("perf", "record", "-q", "-g", "-F", "1999", "-p", strconv.Itoa(pid), "-o", out)
+	target := []string{"-a"}
+	if pid != 0 {
+		target = []string{"-p", strconv.Itoa(pid)}
+	}
+	cmd := exec.Command("perf", append([]string{"record", "-q", "-g", "-F", "1999", "-o", out}, target...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("perf record: %v", err)
@@ -1045,7 +1069,7 @@ func perfRecord(b *testing.B, pid int, out string) func() {
 		if err := cmd.Wait(); err != nil {
 			b.Logf("perf record: %v", err)
 		}
-		b.Logf("perf data of node-001's agent (pid %d) in %s", pid, out)
+		b.Logf("perf data (pid %d; 0: every process) in %s", pid, out)
 	}
 }
 
@@ -1130,7 +1154,7 @@ func verifyRoutes(b *testing.B, what string, h *lab.Host, routes []netip.Prefix,
 
 func (r *routesResult) table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "bgp route programming: %d routes a BIRD 2 ToR announces (iBGP), into one kernel\n", r.routes)
+	fmt.Fprintf(&b, "bgp route programming: %d routes a BIRD 2 ToR announces (iBGP), into one kernel (the ToR's event loop woken every %s)\n", r.routes, torWake)
 	const cols = "  %-39s %8s  %8s  %9s   %8s %8s %9s\n"
 	fmt.Fprintf(&b, "  %-39s %-18s  %-9s   %s\n", "", "first route ->", "session", "CPU meanwhile:")
 	fmt.Fprintf(&b, cols, "", "99%", "all", "up -> all", "receiver", "ToR", "benchmark")
@@ -1150,7 +1174,7 @@ func (r *routesResult) table() string {
 	ef, e1f = ratio(r.agent.firstP99, r.batchP99), ratio(r.solo.firstP99, r.batchP99)
 	fmt.Fprintf(&b, "  99%%:  (e)/(f) = %5.2fx [target <= 2x: %s]  (e1)/(f) = %5.2fx  (g)/(f) = %5.2fx   (e)/(g) = %5.2fx  (e1)/(g) = %5.2fx\n",
 		ef, metTag(ef <= 2), e1f, ratio(r.bird.firstP99, r.batchP99), ratio(r.agent.firstP99, r.bird.firstP99), ratio(r.solo.firstP99, r.bird.firstP99))
-	fmt.Fprintf(&b, "  agent resident memory (VmRSS): %d mesh peers, no routes: %.1f MiB; %d peers, %d routes: %.1f MiB\n",
-		r.meshPeers, mib(r.rssBefore), r.established, r.routes, mib(r.rssAfter))
+	fmt.Fprintf(&b, "  agent resident memory (VmRSS): %d mesh peers, no routes: %.1f MiB; %d peers, %d routes: %.1f MiB (%s later: %.1f MiB)\n",
+		r.meshPeers, mib(r.rssBefore), r.established, r.routes, mib(r.rssAfter), rssSettle, mib(r.rssSettled))
 	return b.String()
 }

@@ -1,9 +1,13 @@
 package bench
 
 import (
+	"bufio"
+	"net"
 	"net/netip"
 	"strings"
+	"testing"
 	"text/template"
+	"time"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/lab"
 )
@@ -118,4 +122,60 @@ func (c birdNode) render() (string, error) {
 // birdPeerName is Calico's protocol name for a peer: Mesh_10_99_0_2, Node_10_99_0_1.
 func birdPeerName(kind string, a netip.Addr) string {
 	return kind + "_" + strings.ReplaceAll(a.String(), ".", "_")
+}
+
+// torWake is how often the ToR's event loop is woken while a receiver takes its routes.
+const torWake = 10 * time.Millisecond
+
+// wakeBird sends `show status` to a BIRD's control socket every `every` until the returned
+// func is called. BIRD 2.0.12 sends the UPDATE that ends a table's feed (the last routes,
+// then the End-of-RIB) only at the next wake-up of its event loop: a timer or a packet on
+// another socket, 40 ms to a second after the bulk, every receiver waiting for it (seen on
+// the wire: the ToR sends it within a tenth of a millisecond of an unrelated KEEPALIVE
+// reaching it). A command on its control socket is such a wake-up; every receiver gets the
+// same, so what is timed is the receiver's work, not BIRD's sleep.
+func wakeBird(b *testing.B, bd *lab.Bird, every time.Duration) (stop func()) {
+	c, err := net.Dial("unix", bd.ControlSocket)
+	if err != nil {
+		b.Fatalf("BIRD control socket %s: %v", bd.ControlSocket, err)
+	}
+	done, ended := make(chan struct{}), make(chan error, 1)
+	go func() {
+		r := bufio.NewReader(c)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for first := true; ; first = false {
+			if !first {
+				select {
+				case <-done:
+					ended <- nil
+					return
+				case <-tick.C:
+				}
+				if _, err := c.Write([]byte("show status\n")); err != nil {
+					ended <- err
+					return
+				}
+			}
+			// A reply (and the greeting) ends with a line whose code is followed by a space.
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					ended <- err
+					return
+				}
+				if len(line) > 4 && line[4] == ' ' {
+					break
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		err := <-ended
+		c.Close()
+		if err != nil {
+			b.Fatalf("waking BIRD through %s: %v", bd.ControlSocket, err)
+		}
+	}
 }

@@ -13,9 +13,13 @@
 # node's kernel, nodenet's agents against BIRD 2 configured as Calico does, mesh and route
 # reflector, for 2 and 20 lab nodes; 10,000 learned routes into one agent's kernel (20
 # sessions, and 1) against ip -batch and against BIRD 2 receiving them; the agent's memory.
-# NODENET_BGP_BENCH_PCAP=file captures the route peer's BGP traffic meanwhile. NODENET_BGP_BENCH_SIZES=2,20 picks the sizes,
+# NODENET_BGP_BENCH_PCAP=file captures the route peer's BGP traffic meanwhile;
+# NODENET_BGP_BENCH_PERF=file records node-001's agent with perf while it programs the
+# routes, NODENET_BGP_BENCH_PERF_CONV=dir the whole machine while each convergence run adds
+# its blocks (a file per run). NODENET_BGP_BENCH_SIZES=2,20 picks the sizes,
 # NODENET_BGP_BENCH_BLOCKS (30) the blocks per run, NODENET_BGP_BENCH_ROUTES (10000) the
-# routes and NODENET_BGP_BENCH_PEERS (20) the sessions of the node learning them.
+# routes and NODENET_BGP_BENCH_PEERS (20) the sessions of the node learning them;
+# NODENET_BGP_BENCH_AGENT=file runs that nodenet-agent binary instead of building one.
 # `./hack/bench.sh -bench BGP` runs only that one.
 #
 # Then the NAT table (BenchmarkNAT, nodeagent/nat): N IP pools from empty and one pool added

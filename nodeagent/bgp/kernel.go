@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -45,7 +46,9 @@ type kernelRIB struct {
 	heldBy      func(key string) string
 	// batcher programs the routes of a watch event in one netlink write (opened on first use).
 	batcher *dataplane.RouteBatcher
-	dirty   chan struct{}
+	// flushDue is set while a write of the record is scheduled; flushMu orders the writes.
+	flushDue atomic.Bool
+	flushMu  sync.Mutex
 }
 
 type kroute struct {
@@ -62,9 +65,7 @@ func newKernelRIB(dp *dataplane.Dataplane, log *slog.Logger, file string) *kerne
 		lingering:   map[netip.Prefix]time.Time{},
 		conflicts:   map[netip.Prefix]string{},
 		heldBy:      func(string) string { return "" },
-		dirty:       make(chan struct{}, 1),
 	}
-	go r.persistLoop()
 	return r
 }
 

@@ -3,8 +3,9 @@ package bgp
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
-	"sort"
+	"slices"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -39,6 +40,14 @@ func (s *Speaker) ApplyBlock(ctx context.Context, id string, b *Block, dryRun bo
 		}
 	}
 	return changes, err
+}
+
+// Block returns the block object id has the speaker announce, if any.
+func (s *Speaker) Block(id string) (Block, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.blocks[id]
+	return b, ok
 }
 
 // Announced reports whether the running speaker originates prefix.
@@ -121,10 +130,15 @@ func localPath(p netip.Prefix, nextHop string) *api.Path {
 }
 
 func sortedPrefixes[V any](m map[netip.Prefix]V) []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(m))
-	for p := range m {
-		out = append(out, p)
+	return slices.SortedFunc(maps.Keys(m), comparePrefixes)
+}
+
+// comparePrefixes orders prefixes as dataplane.PrefixLess does, by network address, then
+// length, without formatting and parsing them at every comparison: an apply of a pool
+// sorts every announced block, between the blackhole and the announcement.
+func comparePrefixes(a, b netip.Prefix) int {
+	if c := a.Masked().Addr().Compare(b.Masked().Addr()); c != 0 {
+		return c
 	}
-	sort.Slice(out, func(i, j int) bool { return dataplane.PrefixLess(out[i].String(), out[j].String()) })
-	return out
+	return a.Bits() - b.Bits()
 }

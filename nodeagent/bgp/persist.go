@@ -15,7 +15,8 @@ import (
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
 )
 
-// persistEvery bounds how often the record of learned routes is rewritten while they churn.
+// persistEvery is how long after a change the record of learned routes is rewritten: the
+// changes of that time are written once.
 const persistEvery = time.Second
 
 // learnedFile is the record of the routes the speaker programmed.
@@ -24,28 +25,31 @@ type learnedFile struct {
 	Routes []string `json:"routes"`
 }
 
+// markDirty has the record rewritten persistEvery from now, unless that is already due.
+// The write comes after a burst of changes, not at its start: written at the first change,
+// it ran while the routes of an UPDATE were being programmed, on every node at once.
 func (r *kernelRIB) markDirty() {
-	select {
-	case r.dirty <- struct{}{}:
-	default:
+	if r.file == "" || !r.flushDue.CompareAndSwap(false, true) {
+		return
 	}
-}
-
-// persistLoop rewrites the record at most once per persistEvery while routes change.
-func (r *kernelRIB) persistLoop() {
-	for range r.dirty {
+	time.AfterFunc(persistEvery, func() {
+		r.flushDue.Store(false)
 		if err := r.flush(); err != nil {
 			r.log.Warn("recording the learned routes", "err", err)
 		}
-		time.Sleep(persistEvery)
-	}
+	})
 }
 
-// flush writes the record now.
+// flush writes the record now. The record only has to outlive the agent's process: the
+// routes it names do not outlive the machine, so it is not fsynced.
 func (r *kernelRIB) flush() error {
 	if r.file == "" {
 		return nil
 	}
+	// One write at a time, each of what is installed when it starts: the last write (the
+	// one at shutdown) has the last word.
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	r.mu.Lock()
 	prefixes := make([]netip.Prefix, 0, len(r.installed))
 	for p := range r.installed {
@@ -53,12 +57,7 @@ func (r *kernelRIB) flush() error {
 	}
 	r.mu.Unlock()
 	// Sorted outside the lock that route installs wait for, and as addresses, not strings.
-	slices.SortFunc(prefixes, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
+	slices.SortFunc(prefixes, comparePrefixes)
 	f := learnedFile{Format: 1, Routes: make([]string, 0, len(prefixes))}
 	for _, p := range prefixes {
 		f.Routes = append(f.Routes, p.String())
@@ -67,7 +66,7 @@ func (r *kernelRIB) flush() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(r.file, b, 0o600)
+	return atomicfile.WriteVolatile(r.file, b, 0o600)
 }
 
 // loadStale takes the routes the last run recorded that the kernel still has (nodenet's

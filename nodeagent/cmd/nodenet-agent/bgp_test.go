@@ -138,6 +138,54 @@ func TestBGPDemo(t *testing.T) {
 	}
 }
 
+// TestBGPFailedPoolApply: a block is announced as soon as its blackhole is in, before the
+// pool's other parts; an apply that fails after that (a direct route the kernel refuses)
+// takes the announcement back with the blackhole: the peer does not keep a route to it.
+func TestBGPFailedPoolApply(t *testing.T) {
+	l, c := execLab(t, bgpDemoHosts())
+	n1, n2 := l.Hosts[0], l.Hosts[1]
+	for _, p := range [][2]*lab.Host{{n1, n2}, {n2, n1}} {
+		applyObj(t, c[p[0].Name], speakerObj(p[0], p[1]))
+		applyObj(t, c[p[0].Name], poolObj(p[0].PodCIDR))
+	}
+	waitFor(t, 15*time.Second, func() string {
+		if !strings.Contains(routeLine(t, n1, n2.PodCIDR.String()), "proto 147") {
+			return "node1 has not learned node2's block"
+		}
+		return ""
+	})
+	const block = "10.246.0.0/26"
+	bad := &pb.Object{Id: "ip_pool/10.246.0.0/16", Owner: "test:bgp", Spec: &pb.Object_IpPool{IpPool: &pb.IpPool{
+		Cidr: "10.246.0.0/16", Block: block,
+		// 192.0.2.1 is on no network of the node: the kernel refuses the direct route, the
+		// last step.
+		Encapsulation: &pb.PoolEncapsulation{
+			Vxlan:  &pb.VxlanTunnel{Device: &pb.VxlanDevice{Name: "vxlan.p246", Vni: 4246, Underlay: "eth0", Address: "10.246.0.0/32"}},
+			Direct: []*pb.Route{{Dst: "10.246.1.0/26", Via: "192.0.2.1"}},
+		},
+	}}}
+	_, err := c[n2.Name].Apply(t.Context(), &pb.ApplyRequest{Object: bad})
+	if err == nil || !strings.Contains(err.Error(), "10.246.1.0/26") {
+		t.Fatalf("apply with an unreachable direct route: %v, want its failure", err)
+	}
+	if got := routeLine(t, n2, block); got != "" {
+		t.Fatalf("node2 kept %q after the failed apply", got)
+	}
+	waitFor(t, 5*time.Second, func() string {
+		if got := routeLine(t, n1, block); got != "" {
+			return fmt.Sprintf("node1 has %q for the block of a failed apply", got)
+		}
+		return ""
+	})
+	time.Sleep(time.Second) // a withdrawal's linger or a late UPDATE would show by now
+	if got := routeLine(t, n1, block); got != "" {
+		t.Fatalf("node1 has %q for the block of a failed apply", got)
+	}
+	if !strings.Contains(routeLine(t, n1, n2.PodCIDR.String()), "proto 147") {
+		t.Fatal("node1 lost node2's first block")
+	}
+}
+
 // sampler checks, every 50 ms until stopped, that each host has a route to each prefix it
 // should have, and counts the samples where one was missing.
 type sampler struct {

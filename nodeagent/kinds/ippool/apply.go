@@ -15,7 +15,7 @@ import (
 )
 
 // Apply makes the node's share of the pool what the spec says, all or nothing: the block's
-// blackhole, the encapsulation, the NAT table, the CNI file, then the announcement.
+// blackhole and its announcement, the encapsulation, the NAT table, the CNI file.
 func (r *Reconciler) Apply(ctx context.Context, req reconcile.Request) (*reconcile.Result, error) {
 	spec := req.Spec.GetIpPool()
 	h, err := r.dp.Handle()
@@ -23,14 +23,18 @@ func (r *Reconciler) Apply(ctx context.Context, req reconcile.Request) (*reconci
 		return nil, err
 	}
 	defer h.Release()
-	claims := r.Claims(req.Spec)
-	steps, observeTunnel, err := r.plan(h, req, claims)
-	if err != nil {
-		return nil, err
-	}
 	var want *bgp.Block
 	if block, ok := bgp.PoolBlock(spec); ok {
 		want = &block
+	}
+	var announce []dataplane.Step
+	if !req.DryRun {
+		announce = []dataplane.Step{r.announceStep(ctx, req.ID, want)}
+	}
+	claims := r.Claims(req.Spec)
+	steps, observeTunnel, err := r.plan(h, req, claims, announce)
+	if err != nil {
+		return nil, err
 	}
 	changes := dataplane.Changes(steps)
 	more, err := r.sp.ApplyBlock(ctx, req.ID, want, true)
@@ -39,10 +43,6 @@ func (r *Reconciler) Apply(ctx context.Context, req reconcile.Request) (*reconci
 	}
 	changes = append(changes, more...)
 	if !req.DryRun {
-		steps = append(steps, dataplane.Step{Desc: "bgp announcement", Do: func() error {
-			_, err := r.sp.ApplyBlock(ctx, req.ID, want, false)
-			return err
-		}})
 		if err := dataplane.Run("ip_pool "+spec.GetCidr(), steps, nil); err != nil {
 			return nil, err
 		}
@@ -54,13 +54,46 @@ func (r *Reconciler) Apply(ctx context.Context, req reconcile.Request) (*reconci
 	return &reconcile.Result{Observed: obs, Changes: changes, Owned: claims}, nil
 }
 
+// announceStep has the speaker announce the block (nil: none), and the block it announced
+// before if a later step fails.
+func (r *Reconciler) announceStep(ctx context.Context, id string, want *bgp.Block) dataplane.Step {
+	var undo func() error
+	return dataplane.Step{
+		Desc: "bgp announcement",
+		Do: func() error {
+			var prev *bgp.Block
+			if b, ok := r.sp.Block(id); ok {
+				prev = &b
+			}
+			if _, err := r.sp.ApplyBlock(ctx, id, want, false); err != nil {
+				return err
+			}
+			undo = func() error {
+				_, err := r.sp.ApplyBlock(context.WithoutCancel(ctx), id, prev, false)
+				return err
+			}
+			return nil
+		},
+		Undo: func() error {
+			if undo == nil {
+				return nil
+			}
+			return undo()
+		},
+	}
+}
+
 // plan is every part's steps, in the order they run, and how to observe the tunnel after.
-func (r *Reconciler) plan(h *dataplane.Handle, req reconcile.Request, claims []string) ([]dataplane.Step, func() (*pb.PoolEncapsulation, error), error) {
+// announce runs right after the blackhole: peers are told of the block as soon as the
+// node drops its traffic rather than loop it; the tunnel, the NAT table and the CNI file
+// do not change where the block's traffic goes, and GoBGP's UPDATE does not wait for them.
+func (r *Reconciler) plan(h *dataplane.Handle, req reconcile.Request, claims []string, announce []dataplane.Step) ([]dataplane.Step, func() (*pb.PoolEncapsulation, error), error) {
 	spec := req.Spec.GetIpPool()
 	steps, err := blackholeSteps(h, req.Owned, claims, spec)
 	if err != nil {
 		return nil, nil, err
 	}
+	steps = append(steps, announce...)
 	tunnel, observeTunnel, err := r.encapSteps(h, req, spec.GetEncapsulation())
 	if err != nil {
 		return nil, nil, err
