@@ -333,12 +333,14 @@ func neighArgs(o *node) []string {
 	return []string{"neigh", "add", o.overlay, "lladdr", o.mac, "dev", devName, "nud", "permanent"}
 }
 
-func fdbArgs(o *node) []string {
-	return []string{"fdb", "append", o.mac, "dst", o.underlay, "dev", devName}
+// fdbArgs is the FDB entry (after "bridge -n NS") to a member's MAC at its underlay address.
+func fdbArgs(mac, underlay string) []string {
+	return []string{"fdb", "append", mac, "dst", underlay, "dev", devName}
 }
 
-func routeArgs(o *node) []string {
-	return []string{"route", "add", o.pods, "via", o.overlay, "dev", devName, "onlink"}
+// routeArgs is the route (after "ip -n NS") to a block via a member's overlay address.
+func routeArgs(block, overlay string) []string {
+	return []string{"route", "add", block, "via", overlay, "dev", devName, "onlink"}
 }
 
 // perEntryCommands are the (b) commands in the operator's order: a node's device, then its
@@ -355,8 +357,8 @@ func perEntryCommands(nodes []*node) [][]string {
 				continue
 			}
 			out = append(out, ipc(neighArgs(o)))
-			out = append(out, append([]string{"bridge", "-n", nd.h.NS}, fdbArgs(o)...))
-			out = append(out, ipc(routeArgs(o)))
+			out = append(out, append([]string{"bridge", "-n", nd.h.NS}, fdbArgs(o.mac, o.underlay)...))
+			out = append(out, ipc(routeArgs(o.pods, o.overlay)))
 		}
 	}
 	return out
@@ -380,8 +382,8 @@ func writeBatches(dir string, nodes []*node) error {
 				continue
 			}
 			ipb.WriteString(strings.Join(neighArgs(o), " ") + "\n")
-			ipb.WriteString(strings.Join(routeArgs(o), " ") + "\n")
-			brb.WriteString(strings.Join(fdbArgs(o), " ") + "\n")
+			ipb.WriteString(strings.Join(routeArgs(o.pods, o.overlay), " ") + "\n")
+			brb.WriteString(strings.Join(fdbArgs(o.mac, o.underlay), " ") + "\n")
 		}
 		ipf, brf := batchFiles(dir, nd)
 		if err := os.WriteFile(ipf, []byte(ipb.String()), 0o644); err != nil {
@@ -396,6 +398,16 @@ func writeBatches(dir string, nodes []*node) error {
 
 // runBatches runs every node's ip batch then bridge batch, par nodes at once.
 func runBatches(b *testing.B, dir string, nodes []*node, par int) time.Duration {
+	var jobs [][][]string
+	for _, nd := range nodes {
+		ipf, brf := batchFiles(dir, nd)
+		jobs = append(jobs, [][]string{{"ip", "-n", nd.h.NS, "-batch", ipf}, {"bridge", "-n", nd.h.NS, "-batch", brf}})
+	}
+	return runJobs(b, jobs, par)
+}
+
+// runJobs runs every job's commands in order, par jobs at once, and fails on any error.
+func runJobs(b *testing.B, jobs [][][]string, par int) time.Duration {
 	sem := make(chan struct{}, par)
 	var (
 		wg   sync.WaitGroup
@@ -403,14 +415,13 @@ func runBatches(b *testing.B, dir string, nodes []*node, par int) time.Duration 
 		errs []string
 	)
 	start := time.Now()
-	for _, nd := range nodes {
+	for _, job := range jobs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			ipf, brf := batchFiles(dir, nd)
-			for _, c := range [][]string{{"ip", "-n", nd.h.NS, "-batch", ipf}, {"bridge", "-n", nd.h.NS, "-batch", brf}} {
+			for _, c := range job {
 				if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
 					mu.Lock()
 					errs = append(errs, fmt.Sprintf("%s: %v: %s", strings.Join(c, " "), err, out))

@@ -269,10 +269,10 @@ func runLink(b *testing.B, n int, tf, rc string) *linkResult {
 	// (c) one ip batch and one bridge batch per node, sequentially and 16 nodes at once.
 	batchDir := filepath.Join(dir, "batch")
 	jobs := linkBatches(b, batchDir, nodes)
-	r.batchSeq = runLinkBatches(b, jobs, 1)
+	r.batchSeq = runJobs(b, jobs, 1)
 	expectLink(b, "(c) ip/bridge -batch, sequential", nodes, n)
 	removeLinkDevices(b, nodes)
-	r.batchPar = runLinkBatches(b, jobs, parallelism)
+	r.batchPar = runJobs(b, jobs, parallelism)
 	expectLink(b, fmt.Sprintf("(c) ip/bridge -batch, %d at once", parallelism), nodes, n)
 	linkPings(b, "(c) ip/bridge -batch", from, to)
 	removeLinkDevices(b, nodes)
@@ -401,14 +401,6 @@ func linkNeighArgs(o *linkNode) []string {
 	return []string{"neigh", "replace", o.overlay, "lladdr", o.mac, "dev", devName, "nud", "permanent"}
 }
 
-func linkFDBArgs(o *linkNode) []string {
-	return []string{"fdb", "append", o.mac, "dst", o.underlay, "dev", devName}
-}
-
-func linkRouteArgs(o *linkNode) []string {
-	return []string{"route", "add", o.block, "via", o.overlay, "dev", devName, "onlink"}
-}
-
 // seedCommands are (b)'s commands in the write-up's order: on each node its device, then an
 // ARP entry for every other node, an FDB entry for every other node, and a route to the
 // block of every node of the other clusters.
@@ -426,12 +418,12 @@ func seedCommands(nodes []*linkNode) [][]string {
 		}
 		for _, o := range nodes {
 			if o != nd {
-				out = append(out, append([]string{"bridge", "-n", nd.h.NS}, linkFDBArgs(o)...))
+				out = append(out, append([]string{"bridge", "-n", nd.h.NS}, fdbArgs(o.mac, o.underlay)...))
 			}
 		}
 		for _, o := range nodes {
 			if o.cluster != nd.cluster {
-				out = append(out, ipc(linkRouteArgs(o)))
+				out = append(out, ipc(routeArgs(o.block, o.overlay)))
 			}
 		}
 	}
@@ -450,10 +442,10 @@ func linkBatches(b *testing.B, dir string, nodes []*linkNode) [][][]string {
 		for _, o := range nodes {
 			if o != nd {
 				ipb.WriteString(strings.Join(linkNeighArgs(o), " ") + "\n")
-				brb.WriteString(strings.Join(linkFDBArgs(o), " ") + "\n")
+				brb.WriteString(strings.Join(fdbArgs(o.mac, o.underlay), " ") + "\n")
 			}
 			if o.cluster != nd.cluster {
-				ipb.WriteString(strings.Join(linkRouteArgs(o), " ") + "\n")
+				ipb.WriteString(strings.Join(routeArgs(o.block, o.overlay), " ") + "\n")
 			}
 		}
 		ipf, brf := filepath.Join(dir, nd.h.Name+".ip"), filepath.Join(dir, nd.h.Name+".bridge")
@@ -462,39 +454,6 @@ func linkBatches(b *testing.B, dir string, nodes []*linkNode) [][][]string {
 		jobs = append(jobs, [][]string{{"ip", "-n", nd.h.NS, "-batch", ipf}, {"bridge", "-n", nd.h.NS, "-batch", brf}})
 	}
 	return jobs
-}
-
-// runLinkBatches runs every node's commands in order, par nodes at once.
-func runLinkBatches(b *testing.B, jobs [][][]string, par int) time.Duration {
-	sem := make(chan struct{}, par)
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []string
-	)
-	start := time.Now()
-	for _, job := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			for _, c := range job {
-				if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-					mu.Lock()
-					errs = append(errs, fmt.Sprintf("%s: %v: %s", strings.Join(c, " "), err, out))
-					mu.Unlock()
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	d := time.Since(start)
-	if len(errs) > 0 {
-		b.Fatalf("(c) batches, %d at once:\n%s", par, strings.Join(errs, "\n"))
-	}
-	return d
 }
 
 // expectLink fails unless every node has exactly the link's device (VNI, port, local address,
