@@ -51,7 +51,7 @@ func (r *ClusterLinkResource) ImportState(ctx context.Context, req resource.Impo
 		resp.Diagnostics.AddError("Cannot import "+name, fleet.Join(errs)+"\n\nNodes taken over before the failure keep the new owner; import again once every node answers.")
 		return
 	}
-	lp := r.plan(ctx, &m, observedOverlay(found), &resp.Diagnostics)
+	lp := r.plan(ctx, &m, observedOverlay(found), nil, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}

@@ -90,7 +90,7 @@ func (r *IPPoolResource) ImportState(ctx context.Context, req resource.ImportSta
 	// renders them.
 	var d2 diag.Diagnostics
 	if pp := r.planNodes(ctx, &m, true, &d2); pp != nil && !d2.HasError() {
-		m.CNIConfig = unknownFor(ctx, pp.cni, nil, &resp.Diagnostics)
+		m.CNIConfig = mapValue(ctx, pp.cni, &resp.Diagnostics)
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }

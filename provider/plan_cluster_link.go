@@ -45,7 +45,7 @@ func (r *ClusterLinkResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if cfg.MTU.IsNull() {
 		plan.MTU = types.Int64Null() // left to the planner: the underlay's
 	}
-	lp := r.plan(ctx, &plan, priorOverlay(priorMembers), &resp.Diagnostics, priorMembers)
+	lp := r.plan(ctx, &plan, priorOverlay(priorMembers), priorMembers, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -95,9 +95,10 @@ func warnNodeChanges(diags *diag.Diagnostics, name string, answers map[string]*p
 	diags.AddWarning("Changes on the nodes", fmt.Sprintf("The agents report what applying %s changes in their kernels:\n%s", name, strings.Join(summary, "\n")))
 }
 
-// plan discovers the clusters, plans the link and every node's share. With prior members (at
-// plan time), a node whose agent does not answer is planned from its last known state.
-func (r *ClusterLinkResource) plan(ctx context.Context, m *clusterLinkModel, prev map[string]netip.Addr, diags *diag.Diagnostics, prior ...map[string]memberModel) *linkPlan {
+// plan discovers the clusters, plans the link and every node's share. prev are the nodes'
+// overlay addresses to keep; stale, at plan time, are the prior members, from whose last known
+// state a node whose agent does not answer is planned (nil at apply time: that is an error).
+func (r *ClusterLinkResource) plan(ctx context.Context, m *clusterLinkModel, prev map[string]netip.Addr, stale map[string]memberModel, diags *diag.Diagnostics) *linkPlan {
 	clusters, resolved := r.discover(ctx, m, diags)
 	if diags.HasError() {
 		return nil
@@ -122,16 +123,12 @@ func (r *ClusterLinkResource) plan(ctx context.Context, m *clusterLinkModel, pre
 	if diags.HasError() {
 		return nil
 	}
-	priorMembers := map[string]memberModel{}
-	if len(prior) > 0 {
-		priorMembers = prior[0]
-	}
 	vx := &VxlanTunnelResource{data: r.data}
-	mp, stale, infos := vx.plan(ctx, lpl.Mesh, priorMembers, diags)
+	mp, planned, infos := vx.plan(ctx, lpl.Mesh, stale, diags)
 	if diags.HasError() {
 		return nil
 	}
-	return &linkPlan{link: lpl, mesh: lpl.Mesh, plan: mp, stale: stale, infos: infos}
+	return &linkPlan{link: lpl, mesh: lpl.Mesh, plan: mp, stale: planned, infos: infos}
 }
 
 func sortedStrings(ss []string) []string {

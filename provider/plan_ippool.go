@@ -280,23 +280,16 @@ func nodeByKey(nodes []encap.Node, key string) encap.Node {
 	return encap.Node{Key: key}
 }
 
+// encapAttrs are the attributes of the encapsulation planner's input fields.
+var encapAttrs = map[string]string{
+	"mode": "encapsulation_mode", "device": "tunnel_device", "vni": "vxlan_vni", "port": "vxlan_port",
+	"mtu": "mtu", "pool": "cidr", "nodes": "nodes",
+}
+
 // encapAttr is the attribute an encapsulation planner error is about.
 func encapAttr(field string) path.Path {
-	switch field {
-	case "mode":
-		return path.Root("encapsulation_mode")
-	case "device":
-		return path.Root("tunnel_device")
-	case "vni":
-		return path.Root("vxlan_vni")
-	case "port":
-		return path.Root("vxlan_port")
-	case "mtu":
-		return path.Root("mtu")
-	case "pool":
-		return path.Root("cidr")
-	case "nodes":
-		return path.Root("nodes")
+	if a, ok := encapAttrs[field]; ok {
+		return path.Root(a)
 	}
 	return path.Root("encapsulation")
 }

@@ -194,7 +194,7 @@ func (r *ClusterLinkResource) Create(ctx context.Context, req resource.CreateReq
 		return
 	}
 	m.ID = types.StringValue(id)
-	lp := r.plan(ctx, &m, nil, &resp.Diagnostics)
+	lp := r.plan(ctx, &m, nil, nil, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -275,7 +275,7 @@ func (r *ClusterLinkResource) Update(ctx context.Context, req resource.UpdateReq
 	m.ID = prior.ID
 	priorMembers, d := membersOf(ctx, prior.Members)
 	resp.Diagnostics.Append(d...)
-	lp := r.plan(ctx, &m, priorOverlay(priorMembers), &resp.Diagnostics)
+	lp := r.plan(ctx, &m, priorOverlay(priorMembers), nil, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/bgp"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/cnifile"
@@ -196,7 +197,7 @@ func (r *Reconciler) cniSteps(owned []string, spec *pb.IpPool) ([]dataplane.Step
 		if path == wantPath {
 			continue
 		}
-		s, err := cnifile.DeleteSteps(dirOf(path), baseOf(path))
+		s, err := cnifile.DeleteSteps(filepath.Dir(path), filepath.Base(path))
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/cnifile"
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
@@ -70,7 +71,7 @@ func (r *Reconciler) deleteSteps(h *dataplane.Handle, id string, owned []string)
 	}
 	steps = append(steps, natSteps...)
 	for _, path := range ownedFiles(owned) {
-		s, err := cnifile.DeleteSteps(dirOf(path), baseOf(path))
+		s, err := cnifile.DeleteSteps(filepath.Dir(path), filepath.Base(path))
 		if err != nil {
 			return nil, err
 		}

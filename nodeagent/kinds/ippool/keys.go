@@ -1,8 +1,6 @@
 package ippool
 
 import (
-	"path/filepath"
-
 	"github.com/nodenet/terraform-provider-nodenet/nodeagent/dataplane"
 	pb "github.com/nodenet/terraform-provider-nodenet/proto/nodenet/v1"
 )
@@ -50,6 +48,3 @@ func without(keys, drop []string) []string {
 	}
 	return out
 }
-
-func dirOf(path string) string  { return filepath.Dir(path) }
-func baseOf(path string) string { return filepath.Base(path) }
