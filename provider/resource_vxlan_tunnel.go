@@ -82,7 +82,7 @@ func vxlanTunnelSchema() schema.Schema {
 			"`bridge fdb append` and `route add` of a multi-cluster pod network.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
-				Computed: true, MarkdownDescription: "The tunnel's identity, a UUID made at create. The agents record `nodenet_vxlan_tunnel:<id>` as the owner of the tunnel's objects: another resource that names the same device on a shared node is refused at plan time, naming this id, and cannot delete it. `terraform import` keeps the id of an overlay nodenet already manages.",
+				Computed: true, MarkdownDescription: "The tunnel's identity, a UUID made at create. The agents record `nodenet_vxlan_tunnel:<id>` as the owner of the tunnel's objects: another resource that names the same device on a shared node is refused at plan time, naming this id, and cannot delete it. `terraform import` of an overlay another tunnel manages makes a new id and takes the overlay over.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"name": schema.StringAttribute{

@@ -3,6 +3,7 @@
 # Import adopts the devices: each agent records them in its state and marks them with the
 # ifalias nodenet:vxlan_tunnel/<name>; FDB, neighbour entries and routes through the device
 # are read back, and routes become `routes` (with `on` where they are not on the default members).
-# An overlay that nodenet already manages keeps its tunnel's id (its owner on the agents).
+# An overlay another tunnel manages is taken over: the import gets an id of its own, the agents
+# record it as the owner, and the other tunnel lets go of the overlay at its next refresh.
 terraform import nodenet_vxlan_tunnel.multicluster vxlan-test
 terraform import nodenet_vxlan_tunnel.multicluster test-cluster1/vxlan-test
