@@ -43,6 +43,9 @@ const (
 	setupWait  = 90 * time.Second // sessions up and every node's first block everywhere
 	routesWait = 5 * time.Minute  // every learned route in the kernel
 	rssSettle  = 2 * time.Second  // after the routes, before the agent's memory is read again
+	// cpuSettle ends a block's CPU window after its last route: the receivers' threads have
+	// gone back to sleep, so their CPU time is up to date.
+	cpuSettle = 10 * time.Millisecond
 )
 
 var (
@@ -339,6 +342,7 @@ type way interface {
 	addBlock(origin, k int) error // origin: index in l.Hosts
 	diag() string                 // sessions, for a failure message
 	rss() ([]int64, error)        // KiB, per speaker process
+	pids() ([]int, error)         // the speaker process of each host, in l.Hosts' order
 	stop() error
 }
 
@@ -353,6 +357,7 @@ type convRun struct {
 	topo    topology
 	samples []convSample
 	rss     []int64
+	cpu     blockCPU
 }
 
 type convResult struct {
@@ -411,6 +416,18 @@ func runOne(b *testing.B, dir string, w way, topo topology, n, blocks int) *conv
 	}
 	run := &convRun{way: w.label(), topo: topo}
 	originOf := map[netip.Prefix]int{}
+	pids, err := w.pids()
+	if err != nil {
+		b.Fatalf("%s: speaker processes: %v", w.label(), err)
+	}
+	snap := func() cpuSnap {
+		s, err := takeCPU(pids)
+		if err != nil {
+			b.Fatalf("%s: CPU times: %v", w.label(), err)
+		}
+		return s
+	}
+	var gapStart cpuSnap
 	if dir := os.Getenv("NODENET_BGP_BENCH_PERF_CONV"); dir != "" {
 		// For finding where the time of a block's convergence goes: perf record of the whole
 		// machine (every speaker, the kernel) while the blocks are added.
@@ -422,6 +439,10 @@ func runOne(b *testing.B, dir string, w way, topo topology, n, blocks int) *conv
 		blk := measuredBlock(k)
 		originOf[blk] = o
 		oaddr := l.Hosts[o].UnderlayIP.Addr()
+		cpu0 := snap()
+		if k > warmBlocks {
+			run.cpu.addGap(gapStart, cpu0)
+		}
 		t0 := time.Now()
 		if err := w.addBlock(o, k); err != nil {
 			b.Fatalf("%s, %s: add block %s on %s: %v", w.label(), topo, blk, l.Hosts[o].Name, err)
@@ -465,8 +486,11 @@ func runOne(b *testing.B, dir string, w way, topo topology, n, blocks int) *conv
 				last = ev.at
 			}
 		}
+		time.Sleep(cpuSettle)
+		gapStart = snap()
 		if k >= warmBlocks {
 			run.samples = append(run.samples, convSample{fromBlackhole: last.Sub(bh.at), fromTrigger: last.Sub(t0), trigger: t1.Sub(t0)})
+			run.cpu.addWindow(cpu0, gapStart, o)
 		}
 		// Blocks come one at a time, at irregular intervals (so that none lines up with
 		// BIRD's 2 s kernel and device scans).
@@ -613,13 +637,25 @@ func (w *nodenetWay) diag() string {
 	return "sessions not established:\n" + s + "agent logs: " + filepath.Join(w.l.Dir, "hosts", "*", "agent.log")
 }
 
-func (w *nodenetWay) rss() ([]int64, error) {
-	var out []int64
+func (w *nodenetWay) pids() ([]int, error) {
+	var out []int
 	for _, h := range w.l.Hosts {
 		pid, err := agentPID(h, w.bin)
 		if err != nil {
 			return nil, err
 		}
+		out = append(out, pid)
+	}
+	return out, nil
+}
+
+func (w *nodenetWay) rss() ([]int64, error) {
+	pids, err := w.pids()
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, pid := range pids {
 		kib, err := rssKiB(pid)
 		if err != nil {
 			return nil, err
@@ -704,6 +740,14 @@ func (w *birdWay) diag() string {
 		}
 	}
 	return "BIRD sessions:\n" + sb.String()
+}
+
+func (w *birdWay) pids() ([]int, error) {
+	var out []int
+	for _, bd := range w.birds {
+		out = append(out, bd.PID)
+	}
+	return out, nil
 }
 
 func (w *birdWay) rss() ([]int64, error) {
@@ -794,6 +838,7 @@ func (r *convResult) table() string {
 		}
 	}
 	b.WriteString("\n")
+	b.WriteString(r.cpuLines())
 	ratio := func(i, j int, f func(convSample) time.Duration) float64 {
 		mi, _, _ := r.runs[i].stats(f)
 		mj, _, _ := r.runs[j].stats(f)
@@ -806,6 +851,29 @@ func (r *convResult) table() string {
 		am, cm := ratio(0, 1, from.f), ratio(2, 3, from.f)
 		fmt.Fprintf(&b, "  ratios of medians, %s (a)/(b) = %.2fx [target < 1x: %s; aim < 0.5x: %s]   (c)/(d) = %.2fx [target < 1x: %s; aim < 0.5x: %s]\n",
 			from.name, am, metTag(am < 1), metTag(am < 0.5), cm, metTag(cm < 1), metTag(cm < 0.5))
+	}
+	return b.String()
+}
+
+// cpuLines are the speakers' CPU per block, nodenet against BIRD for each topology.
+func (r *convResult) cpuLines() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "  CPU per block, ms (each speaker's threads, the call -> %s after the last route, less their rate between blocks):\n", cpuSettle)
+	letters := "abcd"
+	for i := 0; i+1 < len(r.runs); i += 2 {
+		var each [2]time.Duration
+		b.WriteString("   ")
+		for j, run := range r.runs[i : i+2] {
+			o, e, c := run.cpu.perBlock()
+			each[j] = e
+			all := o + c + time.Duration(r.n-1)*e
+			origin := fmt.Sprintf("%.2f", ms(o))
+			if c > 0 {
+				origin += fmt.Sprintf(" + birdc %.2f", ms(c))
+			}
+			fmt.Fprintf(&b, " (%c) origin %s, each other node %.3f, all %.1f;", letters[i+j], origin, ms(e), ms(all))
+		}
+		fmt.Fprintf(&b, "  each other node (%c)/(%c) = %.2fx\n", letters[i], letters[i+1], secs(each[0])/secs(each[1]))
 	}
 	return b.String()
 }
