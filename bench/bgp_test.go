@@ -300,25 +300,17 @@ func rssKiB(pid int) (int64, error) {
 	return 0, fmt.Errorf("pid %d: no VmRSS", pid)
 }
 
-// cpuTime is a process's user and system time so far (/proc/<pid>/stat, clock ticks of
-// 1/100 s).
-func cpuTime(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
+// rssAll is the VmRSS of each process.
+func rssAll(pids []int) ([]int64, error) {
+	out := make([]int64, 0, len(pids))
+	for _, pid := range pids {
+		kib, err := rssKiB(pid)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, kib)
 	}
-	// The command name, in parentheses, may hold spaces: fields count from after it.
-	i := bytes.LastIndexByte(data, ')')
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("pid %d: short stat", pid)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+	return out, nil
 }
 
 func mib(kib int64) float64 { return float64(kib) / 1024 }
@@ -341,7 +333,6 @@ type way interface {
 	start(b *testing.B, l *lab.Lab, topo topology)
 	addBlock(origin, k int) error // origin: index in l.Hosts
 	diag() string                 // sessions, for a failure message
-	rss() ([]int64, error)        // KiB, per speaker process
 	pids() ([]int, error)         // the speaker process of each host, in l.Hosts' order
 	stop() error
 }
@@ -497,7 +488,7 @@ func runOne(b *testing.B, dir string, w way, topo topology, n, blocks int) *conv
 		time.Sleep(100*time.Millisecond + rand.N(100*time.Millisecond))
 	}
 	verifyBlocks(b, l, w.label()+", "+string(topo), originOf)
-	rss, err := w.rss()
+	rss, err := rssAll(pids)
 	if err != nil {
 		b.Fatalf("%s: resident memory: %v", w.label(), err)
 	}
@@ -649,22 +640,6 @@ func (w *nodenetWay) pids() ([]int, error) {
 	return out, nil
 }
 
-func (w *nodenetWay) rss() ([]int64, error) {
-	pids, err := w.pids()
-	if err != nil {
-		return nil, err
-	}
-	var out []int64
-	for _, pid := range pids {
-		kib, err := rssKiB(pid)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, kib)
-	}
-	return out, nil
-}
-
 func (w *nodenetWay) stop() error {
 	if w.f != nil {
 		w.f.Close()
@@ -746,18 +721,6 @@ func (w *birdWay) pids() ([]int, error) {
 	var out []int
 	for _, bd := range w.birds {
 		out = append(out, bd.PID)
-	}
-	return out, nil
-}
-
-func (w *birdWay) rss() ([]int64, error) {
-	var out []int64
-	for _, bd := range w.birds {
-		kib, err := rssKiB(bd.PID)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, kib)
 	}
 	return out, nil
 }

@@ -2,10 +2,12 @@ package bench
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,9 +38,11 @@ func takeCPU(pids []int) (cpuSnap, error) {
 	return s, nil
 }
 
-// threadsCPU is a process's time on a CPU, summed over its threads from the first field of
-// /proc/<pid>/task/<tid>/schedstat (nanoseconds; /proc/<pid>/stat counts 10 ms ticks, too
-// coarse for the fraction of a millisecond a node spends on one block).
+// threadsCPU is a process's time on a CPU, summed over its live threads from the first field
+// of /proc/<pid>/task/<tid>/schedstat (nanoseconds): for the fraction of a millisecond a
+// node spends on one block, where cpuTime's ticks are too coarse. A thread that ends takes
+// its time with it, so it is only for the speakers, whose threads live as long as they do
+// (an agent's Go threads, BIRD's one).
 func threadsCPU(pid int) (time.Duration, error) {
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
@@ -108,4 +112,26 @@ func (c *blockCPU) perBlock() (origin, eachOther, children time.Duration) {
 	origin = max(c.origin-idle, 0) / n
 	eachOther = max(c.others-time.Duration(c.nodes-1)*idle, 0) / n / time.Duration(c.nodes-1)
 	return origin, eachOther, c.children / n
+}
+
+// cpuTime is a process's user and system time so far (/proc/<pid>/stat, clock ticks of
+// 1/100 s), threads that ended included: for windows of a second or more, and for processes
+// whose threads come and go (this one's locked OS threads end with their goroutines).
+func cpuTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: fields count from after it.
+	i := bytes.LastIndexByte(data, ')')
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("pid %d: short stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
