@@ -32,12 +32,12 @@ type BlockAffinity struct {
 
 // BlockAffinities lists the cluster's confirmed block affinities, sorted by node and CIDR.
 func (c *Client) BlockAffinities(ctx context.Context) ([]BlockAffinity, error) {
-	list, err := c.dyn.Resource(blockAffinityGVR).List(ctx, metav1.ListOptions{})
+	items, err := c.list(ctx, blockAffinityGVR, "Calico block affinities")
 	if err != nil {
-		return nil, fmt.Errorf("list Calico block affinities on %s: %w", c.Host, err)
+		return nil, err
 	}
 	var out []BlockAffinity
-	for _, u := range list.Items {
+	for _, u := range items {
 		node, _, _ := unstructured.NestedString(u.Object, "spec", "node")
 		cidr, _, _ := unstructured.NestedString(u.Object, "spec", "cidr")
 		state, _, _ := unstructured.NestedString(u.Object, "spec", "state")
@@ -74,13 +74,13 @@ func calicoPoolFrom(u *unstructured.Unstructured) CalicoPool {
 
 // CalicoPools lists the cluster's Calico IPPools, sorted by name.
 func (c *Client) CalicoPools(ctx context.Context) ([]CalicoPool, error) {
-	list, err := c.dyn.Resource(calicoPoolGVR).List(ctx, metav1.ListOptions{})
+	items, err := c.list(ctx, calicoPoolGVR, "Calico IPPools")
 	if err != nil {
-		return nil, fmt.Errorf("list Calico IPPools on %s: %w", c.Host, err)
+		return nil, err
 	}
-	out := make([]CalicoPool, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, calicoPoolFrom(&list.Items[i]))
+	out := make([]CalicoPool, 0, len(items))
+	for i := range items {
+		out = append(out, calicoPoolFrom(&items[i]))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -132,12 +132,12 @@ func (c *Client) DeleteCalicoPool(ctx context.Context, link, name string) error 
 // ServiceCIDRs are the cluster's service CIDRs (the ServiceCIDR objects of
 // networking.k8s.io/v1; the API server makes "kubernetes" from --service-cluster-ip-range).
 func (c *Client) ServiceCIDRs(ctx context.Context) ([]string, error) {
-	list, err := c.dyn.Resource(serviceCIDRGVR).List(ctx, metav1.ListOptions{})
+	items, err := c.list(ctx, serviceCIDRGVR, "ServiceCIDRs")
 	if err != nil {
-		return nil, fmt.Errorf("list ServiceCIDRs on %s: %w", c.Host, err)
+		return nil, err
 	}
 	var out []string
-	for _, u := range list.Items {
+	for _, u := range items {
 		cidrs, _, _ := unstructured.NestedStringSlice(u.Object, "spec", "cidrs")
 		out = append(out, cidrs...)
 	}

@@ -64,3 +64,12 @@ func apply(ctx context.Context, r dynamic.ResourceInterface, u *unstructured.Uns
 	// took over (an edit shown as drift by plan) is taken back by apply.
 	return r.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 }
+
+// list is every object of gvr in the cluster; what names them in the error.
+func (c *Client) list(ctx context.Context, gvr schema.GroupVersionResource, what string) ([]unstructured.Unstructured, error) {
+	l, err := c.dyn.Resource(gvr).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list %s on %s: %w", what, c.Host, err)
+	}
+	return l.Items, nil
+}

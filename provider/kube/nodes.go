@@ -2,11 +2,9 @@ package kube
 
 import (
 	"context"
-	"fmt"
 	"sort"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -21,13 +19,13 @@ type Node struct {
 
 // Nodes lists the cluster's nodes, sorted by name.
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
-	list, err := c.dyn.Resource(nodeGVR).List(ctx, metav1.ListOptions{})
+	items, err := c.list(ctx, nodeGVR, "nodes")
 	if err != nil {
-		return nil, fmt.Errorf("list nodes on %s: %w", c.Host, err)
+		return nil, err
 	}
-	out := make([]Node, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, nodeFrom(&list.Items[i]))
+	out := make([]Node, 0, len(items))
+	for i := range items {
+		out = append(out, nodeFrom(&items[i]))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
